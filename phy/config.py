@@ -1,0 +1,170 @@
+"""Configuration of one radio link (uplink or downlink) between a client and the BS.
+
+The config is a frozen dataclass so that it can be hashed, written beside a run's
+results and compared between runs. Every range check happens in ``__post_init__``
+and raises :class:`LinkConfigError`, which names the field, the bad value and
+what is allowed. ``phy`` knows nothing of learning: the number of users is not
+part of this config, it is the leading dimension of the tensors given to a link.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+SUBCARRIERS_PER_RB = 12
+
+CHANNEL_MODELS: tuple[str, ...] = (
+    "awgn",
+    "rayleigh",
+    "tdl-a",
+    "tdl-b",
+    "tdl-c",
+    "tdl-d",
+    "tdl-e",
+    "cdl-a",
+    "cdl-b",
+    "cdl-c",
+    "cdl-d",
+    "cdl-e",
+    "umi",
+    "uma",
+    "rma",
+)
+
+
+class LinkConfigError(ValueError):
+    """A link setting outside what is allowed.
+
+    Attributes ``key``, ``value`` and ``allowed`` let callers (for example the run
+    config loader) prefix the key with its section name.
+    """
+
+    def __init__(self, key: str, value: object, allowed: str) -> None:
+        self.key = key
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{key} = {value!r} is not allowed: {allowed}")
+
+
+SnrDb = float | tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """OFDM link settings shared by the uplink and the downlink.
+
+    SNR is Es/N0 per data resource element in dB with the channel normalised to
+    unit mean gain. ``uplink_snr_db`` / ``downlink_snr_db`` are one value for all
+    users or a tuple with one value per user.
+    """
+
+    # Resource grid of one user (OFDMA: each user has its own sub-band).
+    rb_per_user: int = 4
+    fft_size: int | None = None  # None: 12 * rb_per_user subcarriers
+    subcarrier_spacing_khz: float = 30.0
+    num_ofdm_symbols: int = 14
+    cyclic_prefix_length: int = 6
+    pilot_pattern: Literal["kronecker", "empty"] = "kronecker"
+    pilot_ofdm_symbol_indices: tuple[int, ...] = (2, 11)
+    # Channel model and its parameters.
+    channel: str = "awgn"
+    delay_spread_ns: float = 100.0
+    carrier_frequency_ghz: float = 3.5
+    min_speed_kmh: float = 0.0
+    max_speed_kmh: float = 0.0
+    # Receiver.
+    csi: Literal["perfect", "ls"] = "perfect"
+    interpolation: Literal["nn", "lin"] = "lin"
+    equalizer: Literal["mmse", "lmmse", "zf"] = "mmse"
+    domain: Literal["frequency", "time"] = "frequency"
+    # Noise.
+    uplink_snr_db: SnrDb = 10.0
+    downlink_snr_db: SnrDb = 10.0
+    precision: Literal["single", "double"] = "single"
+
+    def __post_init__(self) -> None:
+        if self.rb_per_user < 1:
+            raise LinkConfigError("rb_per_user", self.rb_per_user, "an integer >= 1")
+        if self.fft_size is not None and self.fft_size < 1:
+            raise LinkConfigError("fft_size", self.fft_size, "an integer >= 1, or unset")
+        if self.subcarrier_spacing_khz <= 0:
+            raise LinkConfigError(
+                "subcarrier_spacing_khz", self.subcarrier_spacing_khz, "a positive number"
+            )
+        if self.num_ofdm_symbols < 1:
+            raise LinkConfigError("num_ofdm_symbols", self.num_ofdm_symbols, "an integer >= 1")
+        if not 0 <= self.cyclic_prefix_length <= self.num_subcarriers:
+            raise LinkConfigError(
+                "cyclic_prefix_length",
+                self.cyclic_prefix_length,
+                f"an integer in [0, {self.num_subcarriers}] (the FFT size)",
+            )
+        if self.pilot_pattern == "empty":
+            if self.csi == "ls":
+                raise LinkConfigError(
+                    "csi", self.csi, "'perfect' when pilot_pattern = 'empty' (LS needs pilots)"
+                )
+        else:
+            idx = self.pilot_ofdm_symbol_indices
+            if not idx:
+                raise LinkConfigError(
+                    "pilot_ofdm_symbol_indices", idx, "at least one index for 'kronecker' pilots"
+                )
+            for i in idx:
+                if not 0 <= i < self.num_ofdm_symbols:
+                    raise LinkConfigError(
+                        "pilot_ofdm_symbol_indices",
+                        idx,
+                        f"indices in [0, {self.num_ofdm_symbols - 1}] (num_ofdm_symbols = "
+                        f"{self.num_ofdm_symbols})",
+                    )
+            if len(set(idx)) != len(idx) or len(idx) >= self.num_ofdm_symbols:
+                raise LinkConfigError(
+                    "pilot_ofdm_symbol_indices",
+                    idx,
+                    "distinct indices leaving at least one data OFDM symbol",
+                )
+        if self.channel not in CHANNEL_MODELS:
+            raise LinkConfigError("channel", self.channel, "one of " + ", ".join(CHANNEL_MODELS))
+        if self.delay_spread_ns < 0:
+            raise LinkConfigError("delay_spread_ns", self.delay_spread_ns, "a number >= 0")
+        if self.carrier_frequency_ghz <= 0:
+            raise LinkConfigError(
+                "carrier_frequency_ghz", self.carrier_frequency_ghz, "a positive number"
+            )
+        if self.min_speed_kmh < 0:
+            raise LinkConfigError("min_speed_kmh", self.min_speed_kmh, "a number >= 0")
+        if self.max_speed_kmh < self.min_speed_kmh:
+            raise LinkConfigError(
+                "max_speed_kmh", self.max_speed_kmh, f"a number >= min_speed_kmh ({self.min_speed_kmh})"
+            )
+        for key in ("uplink_snr_db", "downlink_snr_db"):
+            value = getattr(self, key)
+            if isinstance(value, tuple) and not value:
+                raise LinkConfigError(key, value, "a number, or a non-empty list (one per user)")
+
+    @property
+    def num_subcarriers(self) -> int:
+        """Subcarriers of one user's resource grid (the FFT size)."""
+        return self.fft_size if self.fft_size is not None else SUBCARRIERS_PER_RB * self.rb_per_user
+
+    @property
+    def num_pilot_symbols(self) -> int:
+        return 0 if self.pilot_pattern == "empty" else len(self.pilot_ofdm_symbol_indices)
+
+    @property
+    def num_data_res(self) -> int:
+        """Data resource elements per slot of one user."""
+        return (self.num_ofdm_symbols - self.num_pilot_symbols) * self.num_subcarriers
+
+
+def per_user_snr_db(snr_db: SnrDb, num_users: int) -> tuple[float, ...]:
+    """Expand a scalar SNR to one value per user, or check a per-user list's length."""
+    if isinstance(snr_db, tuple):
+        if len(snr_db) != num_users:
+            raise LinkConfigError(
+                "snr_db", snr_db, f"a number or a list of exactly {num_users} values (one per user)"
+            )
+        return tuple(float(s) for s in snr_db)
+    return (float(snr_db),) * num_users

@@ -1,0 +1,5 @@
+import sys
+
+from semfed.cli import main
+
+sys.exit(main())
