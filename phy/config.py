@@ -137,7 +137,9 @@ class LinkConfig:
             raise LinkConfigError("min_speed_kmh", self.min_speed_kmh, "a number >= 0")
         if self.max_speed_kmh < self.min_speed_kmh:
             raise LinkConfigError(
-                "max_speed_kmh", self.max_speed_kmh, f"a number >= min_speed_kmh ({self.min_speed_kmh})"
+                "max_speed_kmh",
+                self.max_speed_kmh,
+                f"a number >= min_speed_kmh ({self.min_speed_kmh})",
             )
         for key in ("uplink_snr_db", "downlink_snr_db"):
             value = getattr(self, key)
