@@ -1,0 +1,89 @@
+"""The networks of FedCL: semantic encoders (clients), semantic decoder and SCG (BS).
+
+* Semantic encoder alpha(x; theta_k) (eq. 1): DCGAN-like, 4x4 stride-2
+  convolutions with LeakyReLU(0.2) and batch norm (none after the first
+  convolution, as in DCGAN's discriminator), then a dense layer to d features.
+  Heterogeneous clients get different widths, depths and kernel sizes.
+* Semantic decoder beta(f_hat; phi) (eq. 3): a fully connected classifier.
+* Semantic centroid generator sigma(z; varphi): two dense layers with a ReLU
+  between, fed with one fixed random vector z_c per class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from semfed.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """Shape of one encoder variant: filters per stride-2 convolution and kernel size."""
+
+    name: str
+    filters: tuple[int, ...]
+    kernel_size: int = 4
+
+
+def encoder_family(width: int) -> tuple[EncoderSpec, ...]:
+    """The heterogeneous variants, in the order they are assigned to clients (k mod 5)."""
+    w = width
+    return (
+        EncoderSpec("dcgan", (w, 2 * w, 4 * w), 4),
+        EncoderSpec("narrow", (max(1, w // 2), w, 2 * w), 4),
+        EncoderSpec("shallow", (w, 2 * w), 4),
+        EncoderSpec("deep", (w, 2 * w, 4 * w, 4 * w), 4),
+        EncoderSpec("k3", (w, 2 * w, 4 * w), 3),
+    )
+
+
+def encoder_specs(config: ModelConfig, num_clients: int) -> list[EncoderSpec]:
+    family = encoder_family(config.encoder_width)
+    if config.encoders == "homogeneous":
+        return [family[0]] * num_clients
+    return [family[k % len(family)] for k in range(num_clients)]
+
+
+def build_encoder(
+    spec: EncoderSpec, input_shape: tuple[int, int, int], feature_dim: int, name: str
+) -> keras.Model:
+    """Images uint8-scaled floats [B, H, W, C] in [-1, 1] -> features float32 [B, d]."""
+    x_in = keras.Input(shape=input_shape)
+    x = x_in
+    for i, f in enumerate(spec.filters):
+        x = keras.layers.Conv2D(f, spec.kernel_size, strides=2, padding="same", use_bias=(i == 0))(
+            x
+        )
+        if i > 0:
+            x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.2)(x)
+    x = keras.layers.Flatten()(x)
+    out = keras.layers.Dense(feature_dim)(x)
+    return keras.Model(x_in, out, name=name)
+
+
+def build_decoder(feature_dim: int, hidden: tuple[int, ...], num_classes: int) -> keras.Model:
+    """Received features float32 [B, d] -> class logits float32 [B, C]."""
+    f_in = keras.Input(shape=(feature_dim,))
+    x = f_in
+    for h in hidden:
+        x = keras.layers.Dense(h, activation="relu")(x)
+    out = keras.layers.Dense(num_classes)(x)
+    return keras.Model(f_in, out, name="decoder")
+
+
+def build_scg(input_dim: int, hidden: int, feature_dim: int) -> keras.Model:
+    """SCG inputs z float32 [C, input_dim] -> global centroids F float32 [C, d]."""
+    z_in = keras.Input(shape=(input_dim,))
+    x = keras.layers.Dense(hidden, activation="relu")(z_in)
+    out = keras.layers.Dense(feature_dim)(x)
+    return keras.Model(z_in, out, name="scg")
+
+
+def scg_inputs(num_classes: int, input_dim: int, seed: int) -> np.ndarray:
+    """The fixed random per-class SCG inputs z_c, float32 [C, input_dim]."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((num_classes, input_dim)).astype(np.float32)

@@ -1,0 +1,259 @@
+"""A training run: set-up, the rounds, evaluation, result files, checkpoints, resume.
+
+Files in the run directory:
+  config.toml      the resolved config
+  metrics.jsonl    one JSON object per evaluated round
+  summary.json     final and best accuracy, rounds, wall time, config hash
+  checkpoints/     the latest checkpoint (models, optimizers, generator states)
+  tb/              TensorBoard events
+  features.npz     received test features with labels (``dump_features``)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semfed.config import ConfigError, RunConfig, load_config
+from semfed.io import write_json_atomic, write_text_atomic
+
+# Keys that may change when a run is resumed (more rounds, other evaluation).
+RESUMABLE_CHANGES = {"training.rounds", "training.checkpoint_every", "evaluation", "output"}
+
+
+class RunDirError(ConfigError):
+    """The output directory holds something this run must not overwrite."""
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = sorted(set(a) | set(b))
+    out = []
+    for k in keys:
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _differences(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+def _check_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool) -> bool:
+    """Decide whether to resume; refuse to mix a different run into ``out``."""
+    old_path = out / "config.toml"
+    if not old_path.exists() or overwrite:
+        if overwrite and out.exists():
+            for name in ("metrics.jsonl", "summary.json", "features.npz"):
+                (out / name).unlink(missing_ok=True)
+            import shutil
+
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+            shutil.rmtree(out / "tb", ignore_errors=True)
+        return False
+    old = load_config(old_path)
+    diff = _differences(old.to_dict(), config.to_dict())
+    if not resume:
+        what = "a different config (" + ", ".join(diff) + ")" if diff else "a run"
+        raise RunDirError(
+            f"{out} already holds {what}; use --resume to continue it or --overwrite to start over"
+        )
+    blocking = [
+        d for d in diff if d not in RESUMABLE_CHANGES and d.split(".")[0] not in RESUMABLE_CHANGES
+    ]
+    if blocking:
+        raise RunDirError(
+            f"cannot resume {out}: its config differs in {', '.join(blocking)} "
+            "(only rounds, checkpoint_every, evaluation and output may change); use --overwrite"
+        )
+    return True
+
+
+def _seed_everything(seed: int) -> None:
+    import keras
+    import tensorflow as tf
+    from sionna.phy import config as sionna_config
+
+    keras.utils.set_random_seed(seed)
+    sionna_config.seed = seed
+    tf.config.experimental.enable_op_determinism()
+
+
+def run_training(
+    config: RunConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    dump_features: bool = False,
+    ideal_link: bool = False,
+) -> dict[str, Any]:
+    """Train FedCL as ``config`` says, writing results to ``out``; returns the summary."""
+    out = Path(out)
+    resuming = _check_run_dir(out, config, resume, overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+
+    import tensorflow as tf
+
+    from semfed.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+    from semfed.data import load_dataset
+    from semfed.evaluation import Evaluator
+    from semfed.fedcl import FedCL, TrainingDiverged
+    from semfed.federation import build_clients
+    from semfed.partition import make_partition
+    from semfed.progress import RoundProgress
+    from semfed.radio import RadioLinks
+
+    t_start = time.time()
+    _seed_everything(config.training.seed)
+    data = load_dataset(config.data, progress=config.output.progress)
+    partition = make_partition(data.y_train, data.y_test, data.num_classes, config.partition)
+    clients = build_clients(config, data, partition)
+    radio = RadioLinks(
+        config.link,
+        config.model.feature_dim,
+        config.uplink_snrs(),
+        config.downlink_snrs(),
+        ideal=ideal_link,
+    )
+    algorithm = FedCL(config, clients, radio, data.num_classes)
+    evaluator = Evaluator(clients, algorithm.decoder, radio, config.evaluation.batch_size)
+    rng = np.random.default_rng(config.training.seed)
+    eval_snrs = _evaluation_snrs(config)
+
+    ckpt_dir = out / "checkpoints"
+    records: list[dict[str, Any]] = []
+    start = 0
+    wall_before = 0.0
+    if resuming and has_checkpoint(ckpt_dir):
+        meta = load_checkpoint(ckpt_dir, algorithm.models(), algorithm.optimizers(), rng)
+        start = meta["round"] + 1
+        wall_before = meta.get("wall_s", 0.0)
+        records = [r for r in _read_metrics(out) if r["round"] <= meta["round"]]
+    write_text_atomic(out / "config.toml", config.to_toml())
+    write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+
+    writer = tf.summary.create_file_writer(str(out / "tb")) if config.output.tensorboard else None
+    progress = RoundProgress(config.training.rounds, start, enabled=config.output.progress)
+    t_run = time.time()
+    last_round = start - 1
+    try:
+        for t in range(start, config.training.rounds):
+            t0 = time.time()
+            try:
+                stats = algorithm.run_round(t, rng)
+            except TrainingDiverged:
+                save_checkpoint(
+                    out / "diverged", t, algorithm.models(), algorithm.optimizers(), rng
+                )
+                raise
+            record: dict[str, Any] = {
+                "round": t,
+                "algorithm": config.algorithm.name,
+                **asdict(stats),
+            }
+            last = t == config.training.rounds - 1
+            if (t + 1) % config.evaluation.every == 0 or last:
+                record.update(_evaluate(evaluator, eval_snrs, config))
+            record["round_s"] = time.time() - t0
+            record["elapsed_s"] = wall_before + time.time() - t_run
+            if "test_acc" in record:
+                records.append(record)
+                write_text_atomic(
+                    out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records)
+                )
+            if writer is not None:
+                with writer.as_default(step=t):
+                    for key, value in record.items():
+                        if isinstance(value, int | float) and key != "round":
+                            tf.summary.scalar(key, value)
+            if (t + 1) % config.training.checkpoint_every == 0 or last:
+                save_checkpoint(
+                    ckpt_dir,
+                    t,
+                    algorithm.models(),
+                    algorithm.optimizers(),
+                    rng,
+                    {"wall_s": record["elapsed_s"]},
+                )
+            progress.update(record)
+            last_round = t
+    finally:
+        progress.close()
+        if writer is not None:
+            writer.close()
+
+    if dump_features:
+        _dump_features(out / "features.npz", evaluator, clients, eval_snrs[0][1])
+    accs = [r["test_acc"] for r in records]
+    summary = {
+        "algorithm": config.algorithm.name,
+        "final_test_acc": accs[-1] if accs else None,
+        "best_test_acc": max(accs) if accs else None,
+        "rounds": last_round + 1,
+        "wall_s": wall_before + time.time() - t_run,
+        "setup_s": t_run - t_start,
+        "config_hash": config.hash(),
+        "partition_fingerprint": partition.fingerprint(),
+    }
+    if records and "test_acc_by_snr" in records[-1]:
+        summary["final_test_acc_by_snr"] = records[-1]["test_acc_by_snr"]
+    write_json_atomic(out / "summary.json", summary)
+    return summary
+
+
+def _evaluation_snrs(config: RunConfig) -> list[tuple[str, list[float]]]:
+    """(label, per-client SNRs) pairs; the first is reported as ``test_acc``."""
+    k = config.partition.num_clients
+    snr = config.evaluation.snr_db
+    if snr is None:
+        return [("uplink", list(config.uplink_snrs()))]
+    values = snr if isinstance(snr, tuple) else (snr,)
+    return [(f"{v:g}", [v] * k) for v in values]
+
+
+def _evaluate(evaluator, eval_snrs, config: RunConfig) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    by_snr = {}
+    for i, (label, snrs) in enumerate(eval_snrs):
+        accs = evaluator.accuracy(snrs)
+        mean = float(np.nanmean(accs))
+        if i == 0:
+            out["test_acc"] = mean
+            out["test_acc_per_client"] = accs
+        by_snr[label] = mean
+    if len(eval_snrs) > 1 or config.evaluation.snr_db is not None:
+        out["test_acc_by_snr"] = by_snr
+    return out
+
+
+def _read_metrics(out: Path) -> list[dict[str, Any]]:
+    path = out / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _dump_features(path: Path, evaluator, clients, snrs: list[float]) -> None:
+    feats, labels, owner = [], [], []
+    for c, snr in zip(clients, snrs, strict=True):
+        if c.y_test.size == 0:
+            continue
+        feats.append(evaluator.received_features(c, snr))
+        labels.append(c.y_test)
+        owner.append(np.full(c.y_test.size, c.id, np.int32))
+    tmp = path.with_name(".features.tmp.npz")
+    np.savez(
+        tmp,
+        features=np.concatenate(feats),
+        labels=np.concatenate(labels),
+        client=np.concatenate(owner),
+        snr_db=np.array(snrs, np.float32),
+    )
+    tmp.replace(path)
+
+
+__all__ = ["RunDirError", "run_training"]
