@@ -43,6 +43,39 @@ def weighted_average(weight_lists: list[list[np.ndarray]], weights: np.ndarray) 
     ]
 
 
+def split_learning_step(
+    encoder: keras.Model,
+    decoder: keras.Model,
+    radio: RadioLinks,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    centroids: tf.Tensor,
+    snr_ul: tf.Tensor,
+    snr_dl: tf.Tensor,
+    lam: float,
+    reduction: str,
+):
+    """Gradients of one FedCL mini-batch, without applying them.
+
+    x float32 [B, H, W, C], y int32 [B], centroids float32 [C, d], SNRs scalars ->
+    (loss, cross-entropy, regularizer, f_hat [B, d], decoder gradients, encoder
+    gradients, g_check [B, d]). The encoder gradients come from the received
+    gradient g_check only: the channel is never differentiated.
+    """
+    with tf.GradientTape() as enc_tape:
+        f = normalize_power(encoder(x, training=True))
+    f_hat = radio.uplink(tf.stop_gradient(f)[None], snr_ul[None])[0]
+    with tf.GradientTape() as dec_tape:
+        dec_tape.watch(f_hat)
+        logits = decoder(f_hat, training=True)
+        loss, ce, reg = regularized_task_loss(logits, y, f_hat, centroids, lam, reduction)
+    grads = dec_tape.gradient(loss, [*decoder.trainable_variables, f_hat])
+    dec_grads, g = grads[:-1], grads[-1]
+    g_check = radio.downlink(g[None], snr_dl[None])[0]
+    enc_grads = enc_tape.gradient(f, encoder.trainable_variables, output_gradients=g_check)
+    return loss, ce, reg, f_hat, dec_grads, enc_grads, g_check
+
+
 @dataclass
 class RoundStats:
     train_loss: float
@@ -50,6 +83,7 @@ class RoundStats:
     regularizer: float
     scg_loss: float
     separation: float
+    centroid_norm: float  # mean ||SCG(z_c)|| before any projection; diverges for eq. 9 as printed
 
 
 class FedCL:
@@ -103,22 +137,13 @@ class FedCL:
 
         @tf.function
         def step(x, y, centroids, snr_ul, snr_dl):
-            with tf.GradientTape() as enc_tape:
-                f = normalize_power(encoder(x, training=True))
-            # The channel is not differentiated: only g_check reaches the encoder.
-            f_hat = radio.uplink(tf.stop_gradient(f)[None], snr_ul[None])[0]
-            with tf.GradientTape() as dec_tape:
-                dec_tape.watch(f_hat)
-                logits = decoder(f_hat, training=True)
-                loss, ce, reg = regularized_task_loss(
-                    logits, y, f_hat, centroids, alg.lam, alg.reg_reduction
-                )
-            dec_vars = decoder.trainable_variables
-            grads = dec_tape.gradient(loss, [*dec_vars, f_hat])
-            dec_grads, g = grads[:-1], grads[-1]
-            g_check = radio.downlink(g[None], snr_dl[None])[0]
-            enc_vars = encoder.trainable_variables
-            enc_grads = enc_tape.gradient(f, enc_vars, output_gradients=g_check)
+            # Batch-norm statistics move in the forward pass; keep them to undo a bad step.
+            stats = [tf.identity(v) for v in encoder.non_trainable_variables]
+            loss, ce, reg, f_hat, dec_grads, enc_grads, g_check = split_learning_step(
+                encoder, decoder, radio, x, y, centroids, snr_ul, snr_dl, alg.lam,
+                alg.reg_reduction,
+            )
+            dec_vars, enc_vars = decoder.trainable_variables, encoder.trainable_variables
             finite = tf.reduce_all(
                 [
                     tf.reduce_all(tf.math.is_finite(t))
@@ -131,7 +156,12 @@ class FedCL:
                 enc_opt.apply_gradients(zip(enc_grads, enc_vars, strict=True))
                 return tf.constant(True)
 
-            tf.cond(finite, apply, lambda: tf.constant(False))
+            def undo():
+                for v, old in zip(encoder.non_trainable_variables, stats, strict=True):
+                    v.assign(old)
+                return tf.constant(False)
+
+            tf.cond(finite, apply, undo)
             return loss, ce, reg, f_hat, finite
 
         return step
@@ -230,6 +260,7 @@ class FedCL:
             regularizer=float(np.mean(regs)),
             scg_loss=scg_loss,
             separation=self.separation_ratio(spread_num / max(spread_den, 1.0)),
+            centroid_norm=float(tf.reduce_mean(tf.norm(self.scg(self.z, training=False), axis=1))),
         )
 
     def train_scg(self, local: tf.Tensor, classes: tf.Tensor) -> float:

@@ -65,6 +65,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, required: bool = True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # TensorFlow's C++ start-up chatter (CPU flags, missing CUDA) hides our output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

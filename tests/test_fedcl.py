@@ -1,0 +1,227 @@
+"""FedCL (Algorithm 1): gradient path, aggregation, SCG, learning, resume, determinism."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from semfed.config import load_config
+from semfed.data import load_dataset
+from semfed.federation import build_clients
+from semfed.fedcl import FedCL, TrainingDiverged, split_learning_step, weighted_average
+from semfed.losses import regularized_task_loss
+from semfed.partition import make_partition
+from semfed.radio import RadioLinks, normalize_power
+from semfed.train import RunDirError, _seed_everything, run_training
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A tiny learnable setting: synthetic 16x16 images, 3 clients x 3 classes.
+TINY = [
+    "data.name=synthetic",
+    "data.synthetic_image_size=16",
+    "data.synthetic_train_per_class=120",
+    "data.synthetic_test_per_class=40",
+    "partition.num_clients=3",
+    "partition.ways=3",
+    "partition.shots=32",
+    "partition.test_shots=20",
+    "model.encoders=heterogeneous",
+    "model.encoder_width=8",
+    "model.decoder_hidden=[32]",
+    "model.scg_hidden=32",
+    "training.batch_size=16",
+    "training.rounds=4",
+    "training.checkpoint_every=1",
+    "link.channel=awgn",
+    "link.uplink_snr_db=20.0",
+    "link.downlink_snr_db=20.0",
+    "output.progress=false",
+    "output.tensorboard=false",
+]
+
+
+def tiny_config(*extra: str):
+    return load_config(None, [*TINY, *extra])
+
+
+@pytest.fixture(scope="module")
+def federation():
+    """A built (untrained) FedCL federation with an ideal link, shared by the unit tests."""
+    cfg = tiny_config()
+    _seed_everything(0)
+    data = load_dataset(cfg.data, progress=False)
+    part = make_partition(data.y_train, data.y_test, data.num_classes, cfg.partition)
+    clients = build_clients(cfg, data, part)
+    radio = RadioLinks(cfg.link, cfg.model.feature_dim, cfg.uplink_snrs(), cfg.downlink_snrs(),
+                       ideal=True)
+    return cfg, clients, FedCL(cfg, clients, radio, data.num_classes)
+
+
+def _end_to_end_encoder_grads(client, centroids, x, y, lam):
+    with tf.GradientTape() as tape:
+        f = normalize_power(client.encoder(x, training=True))
+        logits = client.decoder(f, training=True)
+        loss, _, _ = regularized_task_loss(logits, y, f, centroids, lam, "mean")
+    return tape.gradient(loss, client.encoder.trainable_variables)
+
+
+def _flat(grads):
+    return np.concatenate([g.numpy().ravel() for g in grads])
+
+
+def test_noiseless_link_gives_the_split_learning_update(federation):
+    cfg, clients, alg = federation
+    c = clients[0]
+    x, y = tf.constant(c.x_train[:16]), tf.constant(c.y_train[:16])
+    cents = alg.global_centroids()
+    snr = tf.constant(0.0)
+    *_, enc_grads, _ = split_learning_step(
+        c.encoder, c.decoder, alg.radio, x, y, cents, snr, snr, 1.0, "mean"
+    )
+    ref = _end_to_end_encoder_grads(c, cents, x, y, 1.0)
+    np.testing.assert_allclose(_flat(enc_grads), _flat(ref), rtol=1e-4, atol=1e-6)
+
+
+def test_downlink_noise_reaches_the_encoder_update(federation):
+    """A real downlink at high SNR is close to ideal; at -10 dB the update is corrupted."""
+    cfg, clients, alg = federation
+    c = clients[0]
+    x, y = tf.constant(c.x_train[:16]), tf.constant(c.y_train[:16])
+    cents = alg.global_centroids()
+    ideal = RadioLinks(cfg.link, 64, (100.0,), (100.0,), ideal=True)
+    ref = _flat(split_learning_step(c.encoder, c.decoder, ideal, x, y, cents,
+                                    tf.constant(100.0), tf.constant(100.0), 1.0, "mean")[5])
+    real = RadioLinks(cfg.link, 64, (100.0,), (100.0,))
+
+    def cosine(snr_dl):
+        got = _flat(split_learning_step(c.encoder, c.decoder, real, x, y, cents,
+                                        tf.constant(100.0), tf.constant(snr_dl), 1.0, "mean")[5])
+        return got @ ref / (np.linalg.norm(got) * np.linalg.norm(ref))
+
+    assert cosine(60.0) > 0.999
+    assert cosine(-10.0) < 0.95
+
+
+def test_weighted_average_by_hand():
+    a = [np.array([1.0, 2.0]), np.array([[0.0]])]
+    b = [np.array([3.0, 4.0]), np.array([[4.0]])]
+    out = weighted_average([a, b], np.array([0.25, 0.75]))
+    np.testing.assert_allclose(out[0], [2.5, 3.5])
+    np.testing.assert_allclose(out[1], [[3.0]])
+
+
+def test_round_averages_decoders_with_dk_over_d(federation):
+    cfg, clients, alg = federation
+    stats = alg.run_round(0, np.random.default_rng(0))
+    assert np.isfinite(stats.train_loss) and stats.separation > 0
+    sizes = np.array([c.num_train for c in clients], float)
+    for i, w in enumerate(alg.decoder.get_weights()):
+        expected = sum(s / sizes.sum() * c.decoder.get_weights()[i] for s, c in zip(sizes, clients))
+        np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-6)
+    # the clients' decoder instances really differ before averaging
+    assert not np.allclose(clients[0].decoder.get_weights()[0], clients[1].decoder.get_weights()[0])
+
+
+def test_scg_loss_falls_on_fixed_centroids(federation):
+    cfg, clients, alg = federation
+    rng = np.random.default_rng(1)
+    local = tf.constant(rng.standard_normal((9, 64)).astype(np.float32))
+    classes = tf.constant(np.repeat(np.arange(3), 3).astype(np.int32))
+    first = alg.train_scg(local, classes)
+    for _ in range(20):
+        last = alg.train_scg(local, classes)
+    assert last < 0.8 * first
+
+
+def test_nan_stops_with_round_and_client(federation):
+    cfg, clients, alg = federation
+    saved = clients[1].x_train.copy()
+    clients[1].x_train[:] = np.nan
+    before = [w.copy() for w in clients[1].encoder.get_weights()]
+    try:
+        with pytest.raises(TrainingDiverged, match="round 7, client 1"):
+            alg.run_round(7, np.random.default_rng(0))
+    finally:
+        clients[1].x_train[:] = saved
+    for b, a in zip(before, clients[1].encoder.get_weights()):
+        np.testing.assert_array_equal(b, a)  # the bad update was not applied
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "full"
+    summary = run_training(tiny_config("training.rounds=4"), out, dump_features=True)
+    return out, summary
+
+
+def test_tiny_run_learns_and_writes_results(full_run):
+    out, summary = full_run
+    assert summary["final_test_acc"] > 0.7  # chance is 1/3
+    lines = (out / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 4
+    rec = json.loads(lines[-1])
+    for key in ("round", "algorithm", "test_acc", "test_acc_per_client", "train_loss",
+                "elapsed_s", "regularizer", "scg_loss", "separation"):
+        assert key in rec
+    assert len(rec["test_acc_per_client"]) == 3
+    assert set(json.loads((out / "summary.json").read_text())) >= {
+        "final_test_acc", "best_test_acc", "rounds", "wall_s", "config_hash"}
+    assert load_config(out / "config.toml") == tiny_config("training.rounds=4")
+    feats = np.load(out / "features.npz")
+    assert feats["features"].shape == (feats["labels"].size, 64)
+
+
+def _strip_times(path: Path):
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    for r in recs:
+        r.pop("elapsed_s"), r.pop("round_s")
+    return recs
+
+
+def test_same_seed_gives_identical_metrics(full_run, tmp_path):
+    out, _ = full_run
+    run_training(tiny_config("training.rounds=4"), tmp_path / "again")
+    assert _strip_times(tmp_path / "again" / "metrics.jsonl") == _strip_times(out / "metrics.jsonl")
+
+
+def test_kill_and_resume_matches_uninterrupted_run(full_run, tmp_path):
+    out, _ = full_run
+    run_dir = tmp_path / "killed"
+    config_file = tmp_path / "tiny.toml"
+    config_file.write_text(tiny_config("training.rounds=4").to_toml())
+    cmd = [sys.executable, "-m", "semfed", "train", "--config", str(config_file),
+           "--out", str(run_dir)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    latest = run_dir / "checkpoints" / "latest.json"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if latest.exists() and json.loads(latest.read_text())["round"] >= 1:
+            break
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    # killed after round 2 of 4, before the run could finish
+    assert json.loads(latest.read_text())["round"] < 3
+    assert not (run_dir / "summary.json").exists()
+    with pytest.raises(RunDirError, match="--resume"):
+        run_training(tiny_config("training.rounds=4"), run_dir)
+    run_training(tiny_config("training.rounds=4"), run_dir, resume=True)
+    assert _strip_times(run_dir / "metrics.jsonl") == _strip_times(out / "metrics.jsonl")
+
+
+def test_run_dir_with_other_config_is_refused(full_run):
+    out, _ = full_run
+    with pytest.raises(RunDirError, match="model.encoder_width"):
+        run_training(tiny_config("training.rounds=4", "model.encoder_width=4"), out)
+    with pytest.raises(RunDirError, match="cannot resume"):
+        run_training(tiny_config("model.encoder_width=4"), out, resume=True)
