@@ -1,0 +1,128 @@
+"""Throughput of the uplink at a training batch, against one encoder training pass.
+
+Run ``python -m phy.bench`` (``--help`` for options). For each channel (LS CSI,
+frequency domain, plus TDL-A in the time domain) it sends U x B feature vectors
+of d values (default 20 users x 512 samples x d = 64, i.e. 32 complex symbols
+each) through a compiled :class:`~phy.link.Link` and prints complex symbols
+per second and the time of one call. The reference is one training step
+(forward, backward, Adam) of a DCGAN-like encoder on the same U x B 32x32x3
+images, measured in the same run; the ratio link / encoder is what the link
+adds to a training step. This is a benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from phy.config import LinkConfig
+from phy.link import Link
+from phy.seeding import set_seed
+
+CHANNELS = ("awgn", "rayleigh", "tdl-a", "cdl-a")
+
+
+def dcgan_encoder(feature_dim: int) -> keras.Model:
+    """4x4 stride-2 convolutions 64 -> 128 -> 256, LeakyReLU(0.2) + BatchNorm, dense to d.
+
+    Input: [N, 32, 32, 3] float32. Output: [N, feature_dim] float32.
+    """
+    layers = [keras.Input((32, 32, 3))]
+    for i, width in enumerate((64, 128, 256)):
+        layers.append(keras.layers.Conv2D(width, 4, strides=2, padding="same", use_bias=i == 0))
+        if i > 0:
+            layers.append(keras.layers.BatchNormalization())
+        layers.append(keras.layers.LeakyReLU(negative_slope=0.2))
+    layers += [keras.layers.Flatten(), keras.layers.Dense(feature_dim)]
+    return keras.Sequential(layers)
+
+
+def encoder_step(num_images: int, feature_dim: int) -> Callable[[], None]:
+    """One compiled training step (forward, backward, Adam) on fixed random images."""
+    encoder = dcgan_encoder(feature_dim)
+    optimizer = keras.optimizers.Adam(1e-3)
+    images = tf.random.uniform([num_images, 32, 32, 3])
+    target = tf.random.normal([num_images, feature_dim])
+
+    @tf.function
+    def step() -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(encoder(images, training=True) - target))
+        grads = tape.gradient(loss, encoder.trainable_variables)
+        optimizer.apply_gradients(zip(grads, encoder.trainable_variables, strict=True))
+        return loss
+
+    return lambda: step().numpy()
+
+
+def link_step(
+    config: LinkConfig, users: int, samples: int, feature_dim: int, jit_compile: bool
+) -> Callable[[], None]:
+    """One uplink call (its own tf.function, traced by the warm-up call)."""
+    link = Link(config, feature_dim, jit_compile=jit_compile)
+    features = tf.random.normal([users, samples, feature_dim])
+    snr = tf.fill([users], 10.0)
+    return lambda: link(features, snr).numpy()
+
+
+def seconds_per_call(fn: Callable[[], None], repeats: int) -> float:
+    """Median wall time of ``fn`` after one warm-up call (which traces it)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m phy.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--samples", type=int, default=512, help="samples per user")
+    parser.add_argument("--feature-dim", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5, help="timed link calls per case")
+    parser.add_argument("--encoder-repeats", type=int, default=2, help="timed encoder steps")
+    parser.add_argument("--csi", default="ls", choices=("perfect", "ls"))
+    parser.add_argument("--no-xla", action="store_true", help="skip the XLA-compiled links")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    set_seed(args.seed)
+    tf.random.set_seed(args.seed)
+
+    symbols = args.users * args.samples * args.feature_dim // 2
+    encoder_s = seconds_per_call(
+        encoder_step(args.users * args.samples, args.feature_dim), args.encoder_repeats
+    )
+    print(
+        f"uplink: {args.users} users x {args.samples} samples x {args.feature_dim // 2} "
+        f"symbols = {symbols} symbols per call, CSI {args.csi}"
+    )
+    print(f"encoder training pass ({args.users * args.samples} images): {encoder_s * 1e3:.0f} ms")
+    modes = (False,) if args.no_xla else (False, True)
+    print(
+        f"{'channel':<9} {'domain':<10} {'compile':<8} {'ms/call':>8} {'Msym/s':>7} "
+        f"{'link/encoder':>13}"
+    )
+    cases = [(name, "frequency") for name in CHANNELS] + [("tdl-a", "time")]
+    for name, domain in cases:
+        config = LinkConfig(channel=name, csi=args.csi, domain=domain)
+        for jit in modes:
+            link_s = seconds_per_call(
+                link_step(config, args.users, args.samples, args.feature_dim, jit), args.repeats
+            )
+            print(
+                f"{name:<9} {domain:<10} {'xla' if jit else 'graph':<8} {link_s * 1e3:8.1f} "
+                f"{symbols / link_s / 1e6:7.2f} {link_s / encoder_s:13.4f}",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,153 @@
+"""The radio channel between the transmitted and the received resource grid.
+
+Frequency domain (default): Sionna's ``OFDMChannel`` (one tap per RE, no ISI
+or ICI). Time domain: ``OFDMModulator`` with the cyclic prefix, Sionna's
+``GenerateTimeChannel`` + ``ApplyTimeChannel`` (discrete-time sinc-interpolated
+taps from ``l_min = -6`` to ``l_max``, Sionna's recommended lags for the
+model's largest delay) and ``OFDMDemodulator``, so that a cyclic prefix shorter than the
+channel's delay spread causes inter-symbol interference and mobility causes
+inter-carrier interference. AWGN needs no channel model: noise is added on the
+grid with Sionna's ``AWGN`` and h = 1 (the time-domain round trip would be the
+identity).
+
+Noise variance N0 is per complex RE (per sample in the time domain, which is
+the same after Sionna's unitary FFT).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+from sionna.phy.channel import (
+    AWGN,
+    ApplyTimeChannel,
+    ChannelModel,
+    GenerateTimeChannel,
+    OFDMChannel,
+    cir_to_time_channel,
+    time_lag_discrete_time_channel,
+    time_to_ofdm_channel,
+)
+from sionna.phy.ofdm import OFDMDemodulator, OFDMModulator, ResourceGrid
+
+from phy.channels import maximum_delay_s
+from phy.config import LinkConfig, LinkConfigError
+
+
+class Propagation:
+    """Apply the channel (with noise) to a batch of resource grids.
+
+    Parameters
+    ----------
+    config : LinkConfig
+        Uses ``domain``, ``channel_normalization`` and ``precision``.
+    resource_grid : sionna.phy.ofdm.ResourceGrid
+    model : sionna.phy.channel.ChannelModel or None
+        None for AWGN.
+
+    Input
+    -----
+    x : [batch, 1, 1, num_ofdm_symbols, fft_size], tf.complex
+        Transmitted resource grids.
+    no : [batch], tf.float
+        Noise variance N0 of each batch example.
+
+    Output
+    ------
+    y : [batch, 1, 1, num_ofdm_symbols, fft_size], tf.complex
+        Received resource grids.
+    h_freq : [batch, 1, 1, 1, 1, num_ofdm_symbols, fft_size], tf.complex
+        True channel frequency response on every RE (what perfect CSI knows).
+    """
+
+    def __init__(
+        self, config: LinkConfig, resource_grid: ResourceGrid, model: ChannelModel | None
+    ) -> None:
+        self._rg = resource_grid
+        self._model = model
+        self._time_domain = config.domain == "time" and model is not None
+        precision = config.precision
+        normalize = config.channel_normalization == "slot"
+        self._awgn = AWGN(precision=precision)
+        if model is None:
+            return
+        if not self._time_domain:
+            self._channel = OFDMChannel(
+                channel_model=model,
+                resource_grid=resource_grid,
+                normalize_channel=normalize,
+                return_channel=True,
+                precision=precision,
+            )
+            return
+        self._l_min, l_max = time_lag_discrete_time_channel(
+            resource_grid.bandwidth, maximum_delay_s(model)
+        )
+        num_taps = l_max - self._l_min + 1
+        if num_taps > resource_grid.fft_size:
+            # Sionna's time_to_ofdm_channel (perfect CSI) needs the taps to fit in one FFT.
+            raise LinkConfigError(
+                "domain",
+                config.domain,
+                f"'frequency' for this grid: the discrete-time channel has {num_taps} taps "
+                f"(lags {self._l_min}..{l_max}), more than fft_size = {resource_grid.fft_size}; "
+                "use more subcarriers",
+            )
+        self._l_max = l_max
+        self._normalize = normalize
+        self._num_time_samples = resource_grid.num_time_samples
+        # A channel that does not move is the same at every sample: one CIR
+        # sample per slot is exact and saves evaluating the model (for TDL a sum
+        # of sinusoids) at every one of the slot's ~num_time_samples samples.
+        self._static = config.max_speed_kmh == 0.0 or config.channel == "rayleigh"
+        self._modulator = OFDMModulator(
+            cyclic_prefix_length=config.cyclic_prefix_length, precision=precision
+        )
+        self._generate = GenerateTimeChannel(
+            channel_model=model,
+            bandwidth=resource_grid.bandwidth,
+            num_time_samples=self._num_time_samples,
+            l_min=self._l_min,
+            l_max=l_max,
+            normalize_channel=normalize,
+            precision=precision,
+        )
+        self._apply = ApplyTimeChannel(
+            num_time_samples=self._num_time_samples, l_tot=num_taps, precision=precision
+        )
+        self._demodulator = OFDMDemodulator(
+            fft_size=resource_grid.fft_size,
+            l_min=self._l_min,
+            cyclic_prefix_length=config.cyclic_prefix_length,
+            precision=precision,
+        )
+
+    @property
+    def time_domain(self) -> bool:
+        """Whether the channel is simulated on the time-domain waveform."""
+        return self._time_domain
+
+    def __call__(self, x: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        if self._model is None:
+            y = self._awgn(x, no)
+            h_freq = tf.ones_like(x)[:, :, :, tf.newaxis, tf.newaxis]
+            return y, h_freq
+        if not self._time_domain:
+            return self._channel(x, no)
+        batch_size = tf.shape(x)[0]
+        if self._static:
+            a, tau = self._model(batch_size, 1, self._rg.bandwidth)
+            h_time = cir_to_time_channel(
+                self._rg.bandwidth, a, tau, self._l_min, self._l_max, self._normalize
+            )
+        else:
+            h_time = self._generate(batch_size)
+        # ApplyTimeChannel broadcasts a single-sample h_time over time.
+        y_time = self._apply(self._modulator(x), h_time, no)
+        # The channel output is longer by l_max - l_min samples; only the
+        # slot's own samples are demodulated (the tail belongs to the next slot).
+        y = self._demodulator(y_time[..., : self._num_time_samples])
+        if self._static:
+            # time_to_ofdm_channel reads the taps at each OFDM symbol's start.
+            h_time = tf.repeat(h_time, self._num_time_samples, axis=-2)
+        h_freq = time_to_ofdm_channel(h_time, self._rg, self._l_min)
+        return y, h_freq

@@ -1,0 +1,374 @@
+"""Tests of the Sionna OFDM link (package ``phy``), checked against closed forms.
+
+Reference values come from theory, not from the code under test:
+AWGN NMSE = N0 (unbiased) or N0 / (1 + N0) (biased MMSE); QPSK BER in AWGN
+= Q(sqrt(Es/N0)); in Rayleigh block fading with perfect CSI
+= (1 - sqrt(g / (1 + g))) / 2 with g = Es/N0 / 2; biased-MMSE NMSE in Rayleigh
+fading = N0 e^N0 E1(N0).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import sionna.phy
+import tensorflow as tf
+from scipy.special import exp1
+
+from phy.config import CHANNEL_MODELS, LinkConfig, LinkConfigError, per_user_snr_db
+from phy.features import features_to_symbols, normalize_power, symbols_to_features
+from phy.link import Link
+from phy.resource_grid import SlotPacking
+from phy.seeding import set_seed, sionna_seed
+
+
+def q_function(x: np.ndarray) -> np.ndarray:
+    return 0.5 * np.vectorize(math.erfc)(np.asarray(x) / math.sqrt(2.0))
+
+
+def noise_variance(snr_db) -> np.ndarray:
+    return 10.0 ** (-np.asarray(snr_db, dtype=float) / 10.0)
+
+
+def user_ber(out) -> np.ndarray:
+    """Bit error rate per user of a QpskOutput."""
+    errors = tf.cast(tf.not_equal(out.bits, out.bits_hat), tf.float64)
+    return tf.reduce_mean(errors, axis=[1, 2]).numpy()
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    set_seed(1234)
+    tf.random.set_seed(1234)
+
+
+def gaussian_features(num_users: int, num_samples: int, d: int) -> tf.Tensor:
+    return sionna.phy.config.tf_rng.normal([num_users, num_samples, d])
+
+
+# ------------------------------------------------------------------ fixtures
+# Links are compiled once per session and shared by the tests that need them.
+
+
+@pytest.fixture(scope="session")
+def awgn_links() -> dict[str, Link]:
+    """AWGN with perfect CSI for each equalizer, and with LS CSI (key ``ls``)."""
+    base = LinkConfig(channel="awgn", csi="perfect")
+    links = {
+        eq: Link(dataclasses.replace(base, equalizer=eq), 64) for eq in ("zf", "lmmse", "mmse")
+    }
+    links["ls"] = Link(dataclasses.replace(base, csi="ls", equalizer="mmse"), 64)
+    return links
+
+
+@pytest.fixture(scope="session")
+def rayleigh_small_link() -> Link:
+    """Rayleigh block fading, perfect CSI, biased MMSE, on a tiny grid (many fades cheaply)."""
+    config = LinkConfig(
+        channel="rayleigh",
+        rb_per_user=1,
+        num_ofdm_symbols=2,
+        pilot_pattern="empty",
+        csi="perfect",
+        equalizer="mmse",
+    )
+    return Link(config, 8)
+
+
+@pytest.fixture(scope="session")
+def rayleigh_ls_links() -> dict[str, Link]:
+    """Rayleigh block fading with LS CSI for each equalizer."""
+    base = LinkConfig(channel="rayleigh", csi="ls")
+    return {eq: Link(dataclasses.replace(base, equalizer=eq), 16) for eq in ("mmse", "lmmse", "zf")}
+
+
+# --------------------------------------------------------- features, packing
+
+
+def test_normalize_power_gives_unit_symbol_power_and_keeps_zero():
+    f = tf.constant(np.random.default_rng(0).normal(size=(3, 5, 64)) * 7.0, tf.float32)
+    s = features_to_symbols(normalize_power(f))
+    np.testing.assert_allclose(tf.reduce_mean(tf.abs(s) ** 2, axis=-1).numpy(), 1.0, rtol=1e-5)
+    # Interleaved convention: s[k] = f[2k] + j f[2k+1].
+    np.testing.assert_allclose(tf.math.real(s).numpy(), normalize_power(f).numpy()[..., 0::2])
+    np.testing.assert_allclose(symbols_to_features(s).numpy(), normalize_power(f).numpy())
+    zero = tf.zeros([2, 8])
+    with tf.GradientTape() as tape:
+        tape.watch(zero)
+        out = normalize_power(zero)
+    assert np.all(out.numpy() == 0.0)
+    assert np.all(np.isfinite(tape.gradient(out, zero).numpy()))
+
+
+def test_slot_packing_counts_and_round_trip():
+    config = LinkConfig()  # 48 subcarriers x 12 data symbols = 576 data REs
+    packing = SlotPacking.for_config(config, 64)
+    assert packing.samples_per_slot == 576 // 32
+    assert packing.num_slots(40) == math.ceil(40 / 18)
+    symbols = tf.complex(tf.random.normal([2, 40, 32]), tf.random.normal([2, 40, 32]))
+    slots = packing.pack(symbols)
+    assert slots.shape == (2 * 3, 576)
+    # Padding is zero: 40 samples use 40 * 32 of the 3 * 576 REs of each user.
+    assert np.count_nonzero(slots.numpy()) == 2 * 40 * 32
+    np.testing.assert_array_equal(packing.unpack(slots, 2, 40).numpy(), symbols.numpy())
+
+
+def test_nearby_seeds_give_independent_streams():
+    # Sionna's own seed is TensorFlow's Philox counter: seed 1 replays seed 0
+    # shifted by four numbers. set_seed spreads seeds apart.
+    sionna.phy.config.seed = 0
+    raw0 = sionna.phy.config.tf_rng.normal([8]).numpy()
+    sionna.phy.config.seed = 1
+    raw1 = sionna.phy.config.tf_rng.normal([8]).numpy()
+    np.testing.assert_array_equal(raw1[:4], raw0[4:])
+    set_seed(0)
+    a = sionna.phy.config.tf_rng.normal([1000]).numpy()
+    set_seed(1)
+    b = sionna.phy.config.tf_rng.normal([1000]).numpy()
+    assert not np.isin(b, a).any()
+    assert sionna_seed(5) == sionna_seed(5) != sionna_seed(6)
+
+
+# ------------------------------------------------------------------- theory
+
+
+@pytest.mark.parametrize("equalizer", ["zf", "lmmse"])
+def test_awgn_unbiased_nmse_and_post_eq_snr_match_theory_per_user(awgn_links, equalizer):
+    snr = [0.0, 10.0, 20.0]  # one SNR per user: also checks per-user SNR
+    out = awgn_links[equalizer](gaussian_features(3, 2000, 64), snr, measure=True)
+    np.testing.assert_allclose(out.nmse.numpy(), noise_variance(snr), rtol=0.05)
+    np.testing.assert_allclose(out.post_eq_snr_db.numpy(), snr, atol=0.2)
+
+
+def test_awgn_biased_mmse_nmse_matches_theory(awgn_links):
+    snr = [0.0, 10.0, 20.0]
+    out = awgn_links["mmse"](gaussian_features(3, 2000, 64), snr, measure=True)
+    n0 = noise_variance(snr)
+    np.testing.assert_allclose(out.nmse.numpy(), n0 / (1.0 + n0), rtol=0.05)
+
+
+def test_qpsk_ber_in_awgn_matches_q_function(awgn_links):
+    snr = [0.0, 4.0, 8.0]
+    out = awgn_links["mmse"].transmit_qpsk(3, 4000, snr)
+    theory = q_function(np.sqrt(10.0 ** (np.asarray(snr) / 10.0)))
+    assert np.all(theory >= 1e-3)
+    np.testing.assert_allclose(user_ber(out), theory, rtol=0.10)
+
+
+def test_rayleigh_block_fading_ber_and_mmse_nmse_match_theory(rayleigh_small_link):
+    link = rayleigh_small_link
+    # 10000 slots (independent fades) per user.
+    num_samples = 10000 * link.packing.samples_per_slot
+    snr = np.array([0.0, 5.0, 10.0])
+    g = 10.0 ** (snr / 10.0) / 2.0  # Eb/N0 of QPSK
+    ber_theory = 0.5 * (1.0 - np.sqrt(g / (1.0 + g)))
+    out = link.transmit_qpsk(3, num_samples, list(snr))
+    np.testing.assert_allclose(user_ber(out), ber_theory, rtol=0.10)
+
+    snr = np.array([0.0, 10.0, 20.0])
+    n0 = noise_variance(snr)
+    nmse_theory = n0 * np.exp(n0) * exp1(n0)  # E[N0 / (|h|^2 + N0)], |h|^2 ~ Exp(1)
+    measured = link(gaussian_features(3, num_samples, 8), list(snr), measure=True)
+    np.testing.assert_allclose(measured.nmse.numpy(), nmse_theory, rtol=0.10)
+
+
+def test_ls_csi_is_worse_than_perfect_and_the_gap_shrinks(awgn_links):
+    snr = [0.0, 10.0, 20.0]
+    f = gaussian_features(3, 2000, 64)
+    perfect = awgn_links["mmse"](f, snr, measure=True).nmse.numpy()
+    ls = awgn_links["ls"](f, snr, measure=True).nmse.numpy()
+    assert np.all(ls > perfect)
+    gap = ls - perfect
+    assert gap[0] > gap[1] > gap[2] > 0
+
+
+def test_short_cyclic_prefix_causes_isi_in_the_time_domain():
+    # TDL-C at 1000 ns: paths up to 8.65 us, i.e. 13 samples at 1.44 MHz; with
+    # Sionna's lags -6..19 the channel spans 26 samples.
+    snr = 30.0
+    n0 = noise_variance(snr)
+    floor = n0 * math.exp(n0) * exp1(n0)  # every RE is Rayleigh faded (all-NLoS TDL-C)
+    base = LinkConfig(channel="tdl-c", delay_spread_ns=1000.0, domain="time", equalizer="mmse")
+    nmse = {}
+    for cp in (0, 28):
+        link = Link(dataclasses.replace(base, cyclic_prefix_length=cp), 64)
+        nmse[cp] = float(link(gaussian_features(1, 4000, 64), snr, measure=True).nmse[0])
+    assert nmse[0] > 10 * floor
+    assert 0.5 * floor < nmse[28] < 2.0 * floor
+
+
+# ------------------------------------------------- users, seeds, gradients
+
+
+def test_users_are_orthogonal_and_a_seed_reproduces_the_call(rayleigh_ls_links):
+    link = rayleigh_ls_links["mmse"]
+    f = gaussian_features(3, 40, 16)
+    changed = tf.concat([f[:1], 5.0 * tf.random.normal([1, 40, 16]), f[2:]], axis=0)
+    set_seed(7)
+    first = link(f, [5.0, 10.0, 15.0]).numpy()
+    set_seed(7)
+    again = link(f, [5.0, 10.0, 15.0]).numpy()
+    set_seed(7)
+    other = link(changed, [5.0, 10.0, 15.0]).numpy()
+    set_seed(8)
+    reseeded = link(f, [5.0, 10.0, 15.0]).numpy()
+    np.testing.assert_array_equal(again, first)
+    np.testing.assert_array_equal(other[0], first[0])
+    np.testing.assert_array_equal(other[2], first[2])
+    assert not np.allclose(other[1], first[1])
+    assert not np.allclose(reseeded, first)
+
+
+def _gradient(link: Link, num_users: int = 2, num_samples: int = 20) -> np.ndarray:
+    f = gaussian_features(num_users, num_samples, link.feature_dim)
+    weights = tf.random.normal(f.shape)
+    with tf.GradientTape() as tape:
+        tape.watch(f)
+        loss = tf.reduce_sum(link(f, [5.0, 15.0]) * weights)
+    return tape.gradient(loss, f).numpy()
+
+
+@pytest.mark.parametrize("equalizer", ["mmse", "lmmse", "zf"])
+def test_gradients_flow_through_rayleigh_ls_link(rayleigh_ls_links, equalizer):
+    grad = _gradient(rayleigh_ls_links[equalizer])
+    assert np.all(np.isfinite(grad))
+    assert np.count_nonzero(grad) > 0.9 * grad.size
+
+
+def test_gradients_flow_through_tdl_link():
+    link = Link(LinkConfig(channel="tdl-b", csi="ls", max_speed_kmh=30.0), 16)
+    grad = _gradient(link)
+    assert np.all(np.isfinite(grad))
+    assert np.count_nonzero(grad) > 0.9 * grad.size
+
+
+# ------------------------------------------------------------------ downlink
+
+
+def test_downlink_scale_restores_gradients_exactly_without_noise():
+    link = Link(LinkConfig(channel="rayleigh", csi="perfect"), 16, direction="downlink")
+    g = 1e-3 * tf.random.normal([2, 50, 16]) * tf.random.uniform([2, 50, 1], 0.1, 10.0)
+    noiseless = link.send_gradients(g, float("inf"))
+    np.testing.assert_allclose(noiseless.numpy(), g.numpy(), rtol=1e-3, atol=1e-9)
+    np.testing.assert_allclose(
+        tf.norm(noiseless, axis=-1).numpy(), tf.norm(g, axis=-1).numpy(), rtol=1e-5
+    )
+
+
+def test_downlink_scale_keeps_gradient_norm_in_expectation(awgn_links):
+    # Unbiased equalizer in AWGN: E||g_check||^2 = ||g||^2 (1 + N0).
+    snr = [10.0, 20.0]
+    g = tf.random.normal([2, 2000, 64]) * tf.random.uniform([2, 2000, 1], 0.01, 100.0)
+    received = awgn_links["zf"].send_gradients(g, snr)
+    ratio = tf.reduce_mean(
+        tf.reduce_sum(received**2, axis=-1) / tf.reduce_sum(g**2, axis=-1), axis=1
+    )
+    np.testing.assert_allclose(ratio.numpy(), 1.0 + noise_variance(snr), rtol=0.01)
+
+
+def test_xla_compiled_link_is_reproducible_and_matches_theory():
+    link = Link(LinkConfig(channel="awgn", equalizer="zf"), 64, jit_compile=True)
+    f = gaussian_features(2, 500, 64)
+    set_seed(3)
+    first = link(f, [10.0, 20.0], measure=True)
+    set_seed(3)
+    again = link(f, [10.0, 20.0], measure=True)
+    np.testing.assert_array_equal(again.received.numpy(), first.received.numpy())
+    np.testing.assert_allclose(first.nmse.numpy(), [0.1, 0.01], rtol=0.05)
+
+
+# --------------------------------------------------------------- bad configs
+
+
+def test_bad_configs_raise_link_config_error():
+    with pytest.raises(LinkConfigError, match="pilot_ofdm_symbol_indices"):
+        LinkConfig(pilot_ofdm_symbol_indices=(2, 14))
+    with pytest.raises(LinkConfigError, match="cyclic_prefix_length"):
+        LinkConfig(rb_per_user=1, cyclic_prefix_length=13)
+    with pytest.raises(LinkConfigError, match="tdl-a") as err:
+        LinkConfig(channel="tdl-z")
+    assert err.value.key == "channel"
+    with pytest.raises(LinkConfigError, match="snr_db"):
+        per_user_snr_db((1.0, 2.0), 3)
+    with pytest.raises(LinkConfigError, match="equalizer"):
+        LinkConfig(equalizer="ml")
+    with pytest.raises(LinkConfigError, match="feature_dim"):
+        Link(LinkConfig(), 63)
+
+
+def test_wrong_number_of_user_snrs_raises(awgn_links):
+    with pytest.raises(LinkConfigError, match="snr_db"):
+        awgn_links["zf"](tf.zeros([3, 4, 64]), [1.0, 2.0])
+
+
+# ---------------------------------------------------------- channel catalogue
+
+
+@pytest.fixture
+def eager():
+    """Run tf.functions eagerly: a one-off small call is faster than tracing."""
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)
+
+
+@pytest.mark.parametrize("channel", CHANNEL_MODELS)
+def test_every_catalogued_channel_runs(eager, channel):
+    config = LinkConfig(channel=channel, csi="ls", rb_per_user=1, max_speed_kmh=10.0)
+    link = Link(config, 8, direction="downlink" if channel.startswith("cdl") else "uplink")
+    out = link(gaussian_features(2, 5, 8), 10.0, measure=True)
+    assert out.received.shape == (2, 5, 8)
+    assert np.all(np.isfinite(out.received.numpy()))
+    assert np.all(out.nmse.numpy() < 5.0)
+
+
+# ------------------------------------------------------------ study and CLI
+
+
+def test_link_cli_writes_csv_and_plot(tmp_path):
+    from phy.study import COLUMNS
+    from semfed.cli import main
+
+    out = tmp_path / "study"
+    code = main(
+        [
+            "link",
+            "--channel",
+            "awgn,rayleigh",
+            "--csi",
+            "perfect",
+            "--snr=0,10",
+            "--samples",
+            "100",
+            "--feature-dim",
+            "16",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    with (out / "link.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert set(COLUMNS) <= set(rows[0])
+    assert [(r["channel"], float(r["snr_db"])) for r in rows] == [
+        ("awgn", 0.0),
+        ("awgn", 10.0),
+        ("rayleigh", 0.0),
+        ("rayleigh", 10.0),
+    ]
+    awgn_10 = float(rows[1]["feature_nmse"])
+    assert awgn_10 == pytest.approx(0.1 / 1.1, rel=0.3)  # biased MMSE, only 100 samples
+    assert (out / "link.png").stat().st_size > 0
+
+
+def test_link_cli_rejects_unknown_channel(tmp_path, capsys):
+    from semfed.cli import main
+
+    code = main(["link", "--channel", "awgn,nope", "--out", str(tmp_path)])
+    assert code == 2
+    assert "channel" in capsys.readouterr().err
