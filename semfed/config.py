@@ -156,9 +156,19 @@ class ModelConfig:
         _require(self.scg_input_dim >= 1, "scg_input_dim", self.scg_input_dim, ">= 1")
 
 
+ALGORITHMS = ("fedcl", "fedavg", "fedproto", "fedcl-nocentroid", "fedcl-meancentroid")
+
+
 @dataclass(frozen=True)
 class AlgorithmConfig:
     """The federated algorithm and its regularisation.
+
+    ``name``: ``fedcl`` (Algorithm 1), ``fedavg`` (full local models, all parameters
+    averaged), ``fedproto`` (full local models regularised towards global prototypes,
+    no parameter averaging), ``fedcl-nocentroid`` (FedCL with lambda = 0: split
+    learning with decoder averaging only; ``lam`` is ignored) and
+    ``fedcl-meancentroid`` (FedCL whose global centroids are the D_k-weighted mean of
+    the clients' local centroids instead of the SCG output).
 
     ``lam`` multiplies the centroid distance of eq. 10 averaged over the d feature
     dimensions (``reg_reduction = "mean"``, FedProto's MSE) or summed over them
@@ -166,7 +176,7 @@ class AlgorithmConfig:
     smaller).
     """
 
-    name: Literal["fedcl"] = "fedcl"
+    name: Literal["fedcl", "fedavg", "fedproto", "fedcl-nocentroid", "fedcl-meancentroid"] = "fedcl"
     lam: float = 1.0
     reg_reduction: Literal["mean", "sum"] = "mean"
     scg_loss: Literal["infonce", "printed"] = "infonce"
@@ -261,6 +271,12 @@ class RunConfig:
                     f"link.{key} = {list(value)!r} is not allowed: a number or a list of "
                     f"exactly partition.num_clients = {k} values (one per user)"
                 )
+        if self.algorithm.name == "fedavg" and self.model.encoders == "heterogeneous":
+            raise ConfigError(
+                "model.encoders = 'heterogeneous' is not allowed with algorithm.name = 'fedavg': "
+                "FedAvg averages the encoders' parameters, which needs identical encoders "
+                '(set model.encoders = "homogeneous")'
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(dataclasses.asdict(self))

@@ -1,8 +1,14 @@
-"""Evaluation: each client's test classes through its encoder, the uplink, the global decoder."""
+"""Evaluation: each client's test classes through its encoder, the uplink, a decoder.
+
+The decoder is the global one (FedCL, FedAvg) or the client's own (FedProto);
+optionally the received features are also classified by the nearest global
+prototype (FedProto).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -12,24 +18,52 @@ from semfed.federation import Client
 from semfed.radio import RadioLinks, normalize_power
 
 
+def nearest_prototype(
+    features: np.ndarray, prototypes: np.ndarray, mask: np.ndarray
+) -> np.ndarray | None:
+    """Class of the nearest prototype in Euclidean distance.
+
+    features float32 [N, d], prototypes float32 [C, d], mask [C] (nonzero where
+    class c has a prototype) -> int64 [N], or None when no class has one.
+    """
+    present = np.flatnonzero(np.asarray(mask) > 0)
+    if present.size == 0:
+        return None
+    p = np.asarray(prototypes, np.float64)[present]
+    f = np.asarray(features, np.float64)
+    dist = (f**2).sum(1)[:, None] - 2.0 * f @ p.T + (p**2).sum(1)[None, :]
+    return present[np.argmin(dist, axis=1)]
+
+
 class Evaluator:
     """Accuracy per client at one or several uplink SNRs.
+
+    ``decoder``: one decoder for every client, or a list with one per client.
+    ``prototypes``: when given, a function returning (prototypes float32 [C, d],
+    mask float32 [C]); :meth:`evaluate` then also reports ``test_acc_proto``.
 
     Test sets are padded (by repetition) to a multiple of ``batch_size`` so each
     client's compiled function keeps one input shape.
     """
 
     def __init__(
-        self, clients: list[Client], decoder: keras.Model, radio: RadioLinks, batch_size: int
+        self,
+        clients: list[Client],
+        decoder: keras.Model | Sequence[keras.Model],
+        radio: RadioLinks,
+        batch_size: int,
+        prototypes: Callable[[], tuple[tf.Tensor, tf.Tensor]] | None = None,
     ) -> None:
         self.clients = clients
-        self.decoder = decoder
+        decoders = list(decoder) if isinstance(decoder, list | tuple) else [decoder] * len(clients)
+        self.decoders = dict(zip([c.id for c in clients], decoders, strict=True))
         self.radio = radio
         self.batch_size = batch_size
-        self._fns = {c.id: self._make_fn(c) for c in clients}
+        self.prototypes = prototypes
+        self._fns = {c.id: self._make_fn(c, self.decoders[c.id]) for c in clients}
 
-    def _make_fn(self, client: Client):
-        encoder, decoder, radio = client.encoder, self.decoder, self.radio
+    def _make_fn(self, client: Client, decoder: keras.Model):
+        encoder, radio = client.encoder, self.radio
 
         @tf.function
         def received(x, snr_db):
@@ -53,15 +87,33 @@ class Evaluator:
         out = [received(tf.constant(client.x_test[i]), snr).numpy() for i in idx.reshape(-1, b)]
         return np.concatenate(out)[:n]
 
-    def accuracy(self, snr_db: list[float]) -> list[float]:
-        """Accuracy of every client (in order), client k's uplink at ``snr_db[k]``."""
-        accs = []
+    def evaluate(self, snr_db: list[float]) -> dict[str, list[float]]:
+        """Accuracies of every client (in order), client k's uplink at ``snr_db[k]``.
+
+        ``test_acc``: through the decoder; ``test_acc_proto`` (with prototypes):
+        nearest global prototype. NaN for a client without test samples.
+        """
+        out: dict[str, list[float]] = {"test_acc": []}
+        protos = None
+        if self.prototypes is not None:
+            out["test_acc_proto"] = []
+            protos = [t.numpy() for t in self.prototypes()]
         for c, snr in zip(self.clients, snr_db, strict=True):
             if c.y_test.size == 0:
-                accs.append(float("nan"))
+                for accs in out.values():
+                    accs.append(float("nan"))
                 continue
             f_hat = self.received_features(c, snr)
             _, predict = self._fns[c.id]
             pred = predict(tf.constant(f_hat)).numpy()
-            accs.append(float(np.mean(pred == c.y_test)))
-        return accs
+            out["test_acc"].append(float(np.mean(pred == c.y_test)))
+            if protos is not None:
+                nearest = nearest_prototype(f_hat, *protos)
+                out["test_acc_proto"].append(
+                    float("nan") if nearest is None else float(np.mean(nearest == c.y_test))
+                )
+        return out
+
+    def accuracy(self, snr_db: list[float]) -> list[float]:
+        """Accuracy of every client (in order) through the decoder."""
+        return self.evaluate(snr_db)["test_acc"]

@@ -1,9 +1,13 @@
 """A training run: set-up, the rounds, evaluation, result files, checkpoints, resume.
 
+The same run loop serves every algorithm (``algorithm.name``, see
+:mod:`semfed.algorithms`).
+
 Files in the run directory:
   config.toml      the resolved config
   metrics.jsonl    one JSON object per evaluated round
-  summary.json     final and best accuracy, rounds, wall time, config hash
+  summary.json     final and best accuracy, rounds, wall time, communication
+                   totals, config hash, partition fingerprint
   checkpoints/     the latest checkpoint (models, optimizers, generator states)
   tb/              TensorBoard events
   features.npz     received test features with labels (``dump_features``)
@@ -25,18 +29,22 @@ from semfed.io import write_json_atomic, write_text_atomic
 # Keys that may change when a run is resumed (more rounds, other evaluation).
 RESUMABLE_CHANGES = {"training.rounds", "training.checkpoint_every", "evaluation", "output"}
 
+# Per-round communication of every algorithm (see README, "Communication accounting").
+COMMUNICATION_KEYS = ("uplink_symbols", "downlink_symbols", "param_bits")
+
 
 class RunDirError(ConfigError):
     """The output directory holds something this run must not overwrite."""
 
 
-def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+def config_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys (``link.channel``) whose values differ between two config dicts."""
     keys = sorted(set(a) | set(b))
     out = []
     for k in keys:
         va, vb = a.get(k), b.get(k)
         if isinstance(va, dict) and isinstance(vb, dict):
-            out += _differences(va, vb, f"{prefix}{k}.")
+            out += config_differences(va, vb, f"{prefix}{k}.")
         elif va != vb:
             out.append(f"{prefix}{k}")
     return out
@@ -55,7 +63,7 @@ def _check_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool) 
             shutil.rmtree(out / "tb", ignore_errors=True)
         return False
     old = load_config(old_path)
-    diff = _differences(old.to_dict(), config.to_dict())
+    diff = config_differences(old.to_dict(), config.to_dict())
     if not resume:
         what = "a different config (" + ", ".join(diff) + ")" if diff else "a run"
         raise RunDirError(
@@ -75,10 +83,11 @@ def _check_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool) 
 def _seed_everything(seed: int) -> None:
     import keras
     import tensorflow as tf
-    from sionna.phy import config as sionna_config
+
+    from phy.seeding import set_seed
 
     keras.utils.set_random_seed(seed)
-    sionna_config.seed = seed
+    set_seed(seed)  # spreads nearby run seeds apart in Sionna's Philox stream
     tf.config.experimental.enable_op_determinism()
 
 
@@ -91,17 +100,19 @@ def run_training(
     dump_features: bool = False,
     ideal_link: bool = False,
 ) -> dict[str, Any]:
-    """Train FedCL as ``config`` says, writing results to ``out``; returns the summary."""
+    """Train ``config.algorithm.name`` as ``config`` says, writing results to ``out``.
+
+    Returns the summary (also written to ``out/summary.json``).
+    """
     out = Path(out)
     resuming = _check_run_dir(out, config, resume, overwrite)
     out.mkdir(parents=True, exist_ok=True)
 
     import tensorflow as tf
 
+    from semfed.algorithms import TrainingDiverged, build_algorithm
     from semfed.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
     from semfed.data import load_dataset
-    from semfed.evaluation import Evaluator
-    from semfed.fedcl import FedCL, TrainingDiverged
     from semfed.federation import build_clients
     from semfed.partition import make_partition
     from semfed.progress import RoundProgress
@@ -119,8 +130,8 @@ def run_training(
         config.downlink_snrs(),
         ideal=ideal_link,
     )
-    algorithm = FedCL(config, clients, radio, data.num_classes)
-    evaluator = Evaluator(clients, algorithm.decoder, radio, config.evaluation.batch_size)
+    algorithm = build_algorithm(config, clients, radio, data.num_classes)
+    evaluator = algorithm.make_evaluator(config.evaluation.batch_size)
     rng = np.random.default_rng(config.training.seed)
     eval_snrs = _evaluation_snrs(config)
 
@@ -128,10 +139,13 @@ def run_training(
     records: list[dict[str, Any]] = []
     start = 0
     wall_before = 0.0
+    # Running totals over every round, evaluated or not; checkpointed for --resume.
+    totals = {f"total_{key}": 0 for key in COMMUNICATION_KEYS}
     if resuming and has_checkpoint(ckpt_dir):
         meta = load_checkpoint(ckpt_dir, algorithm.models(), algorithm.optimizers(), rng)
         start = meta["round"] + 1
         wall_before = meta.get("wall_s", 0.0)
+        totals.update(meta.get("communication", {}))
         records = [r for r in _read_metrics(out) if r["round"] <= meta["round"]]
     write_text_atomic(out / "config.toml", config.to_toml())
     write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
@@ -155,6 +169,9 @@ def run_training(
                 "algorithm": config.algorithm.name,
                 **asdict(stats),
             }
+            for key in COMMUNICATION_KEYS:
+                totals[f"total_{key}"] += int(record[key])
+            record.update(totals)
             last = t == config.training.rounds - 1
             if (t + 1) % config.evaluation.every == 0 or last:
                 record.update(_evaluate(evaluator, eval_snrs, config))
@@ -177,7 +194,7 @@ def run_training(
                     algorithm.models(),
                     algorithm.optimizers(),
                     rng,
-                    {"wall_s": record["elapsed_s"]},
+                    {"wall_s": record["elapsed_s"], "communication": dict(totals)},
                 )
             progress.update(record)
             last_round = t
@@ -193,12 +210,21 @@ def run_training(
         "algorithm": config.algorithm.name,
         "final_test_acc": accs[-1] if accs else None,
         "best_test_acc": max(accs) if accs else None,
-        "rounds": last_round + 1,
-        "wall_s": wall_before + time.time() - t_run,
-        "setup_s": t_run - t_start,
-        "config_hash": config.hash(),
-        "partition_fingerprint": partition.fingerprint(),
     }
+    if records and "test_acc_proto" in records[-1]:
+        proto = [r["test_acc_proto"] for r in records]
+        summary["final_test_acc_proto"] = proto[-1]
+        summary["best_test_acc_proto"] = max(proto)
+    summary.update(
+        {
+            "rounds": last_round + 1,
+            **totals,
+            "wall_s": wall_before + time.time() - t_run,
+            "setup_s": t_run - t_start,
+            "config_hash": config.hash(),
+            "partition_fingerprint": partition.fingerprint(),
+        }
+    )
     if records and "test_acc_by_snr" in records[-1]:
         summary["final_test_acc_by_snr"] = records[-1]["test_acc_by_snr"]
     write_json_atomic(out / "summary.json", summary)
@@ -216,17 +242,20 @@ def _evaluation_snrs(config: RunConfig) -> list[tuple[str, list[float]]]:
 
 
 def _evaluate(evaluator, eval_snrs, config: RunConfig) -> dict[str, Any]:
+    """``test_acc`` (and ``test_acc_proto`` for FedProto): mean over clients, per client,
+    and by evaluation SNR."""
     out: dict[str, Any] = {}
-    by_snr = {}
+    by_snr: dict[str, dict[str, float]] = {}
     for i, (label, snrs) in enumerate(eval_snrs):
-        accs = evaluator.accuracy(snrs)
-        mean = float(np.nanmean(accs))
-        if i == 0:
-            out["test_acc"] = mean
-            out["test_acc_per_client"] = accs
-        by_snr[label] = mean
+        for key, accs in evaluator.evaluate(snrs).items():
+            mean = float(np.nanmean(accs))
+            if i == 0:
+                out[key] = mean
+                out[f"{key}_per_client"] = accs
+            by_snr.setdefault(key, {})[label] = mean
     if len(eval_snrs) > 1 or config.evaluation.snr_db is not None:
-        out["test_acc_by_snr"] = by_snr
+        for key, values in by_snr.items():
+            out[f"{key}_by_snr"] = values
     return out
 
 
@@ -256,4 +285,4 @@ def _dump_features(path: Path, evaluator, clients, snrs: list[float]) -> None:
     tmp.replace(path)
 
 
-__all__ = ["RunDirError", "run_training"]
+__all__ = ["RunDirError", "config_differences", "run_training"]

@@ -1,4 +1,4 @@
-"""``semfed train``: one FedCL run, with results, checkpoints and resume."""
+"""``semfed train``: one run of the configured algorithm, with results, checkpoints and resume."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from semfed.cli import add_config_arguments
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train FedCL (Algorithm 1) over the simulated radio link",
+        help="train FedCL (Algorithm 1) or a baseline (algorithm.name) over the radio link",
         description="Run the rounds of the config, evaluate every evaluation.every rounds and "
         "write config.toml, metrics.jsonl, summary.json, checkpoints/ and tb/ to --out.",
     )

@@ -1,0 +1,318 @@
+"""What every federated algorithm shares: the round interface, the local pass, aggregation.
+
+An algorithm is a small strategy object over the federation (clients with their
+data and models, the radio): :meth:`Algorithm.run_round` does one communication
+round and returns its statistics, :meth:`Algorithm.models` and
+:meth:`Algorithm.optimizers` give every piece of state a checkpoint must hold,
+and :meth:`Algorithm.make_evaluator` says how the clients' test sets are scored.
+``semfed.train`` owns the run loop, evaluation schedule, checkpoints and result
+files and is the same for every algorithm.
+
+The client-side work is the same in every algorithm: one round's mini-batch
+schedule (:func:`semfed.federation.batch_schedule`), a compiled step per batch
+that computes gradients and applies them unless something is NaN or Inf
+(:func:`guarded_step`), and per-class sums of the received features (eq. 7).
+:meth:`Algorithm.local_pass` runs it; the algorithms differ only in the step's
+gradients and in what the BS does with the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from semfed.config import RunConfig
+from semfed.evaluation import Evaluator
+from semfed.federation import Client, batch_schedule
+from semfed.losses import class_feature_sums, local_centroids, masked_regularized_task_loss
+from semfed.radio import RadioLinks, normalize_power
+
+BITS_PER_NUMBER = 32  # parameters and prototypes travel as float32
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss or gradient became NaN or Inf; names the round and the client."""
+
+
+def weighted_average(weight_lists: list[list[np.ndarray]], weights: np.ndarray) -> list[np.ndarray]:
+    """Eq. 5: sum_k w_k phi_k for lists of arrays with the same shapes."""
+    return [
+        sum(w * ws[i] for w, ws in zip(weights, weight_lists, strict=True)).astype(np.float32)
+        for i in range(len(weight_lists[0]))
+    ]
+
+
+def weighted_class_means(
+    local: list[tuple[np.ndarray, np.ndarray]],
+    weights: np.ndarray,
+    num_classes: int,
+    feature_dim: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per class, the weighted mean of the clients' local centroids of that class.
+
+    local: per client (centroids float32 [P_k, d], their classes int [P_k]);
+    weights float [K], one per client, renormalised over the clients that hold
+    each class -> (means float32 [C, d], mask float32 [C], 1 where some client
+    holds the class, else 0 and a zero row).
+
+    Unit weights give FedProto's unweighted mean of the clients' prototypes;
+    weights D_k give the mean centroids of ``fedcl-meancentroid``.
+    """
+    sums = np.zeros((num_classes, feature_dim), np.float64)
+    totals = np.zeros(num_classes, np.float64)
+    for (centroids, classes), w in zip(local, weights, strict=True):
+        classes = np.asarray(classes, np.int64)
+        sums[classes] += float(w) * np.asarray(centroids, np.float64)
+        totals[classes] += float(w)
+    present = totals > 0
+    means = np.where(present[:, None], sums / np.where(present, totals, 1.0)[:, None], 0.0)
+    return means.astype(np.float32), present.astype(np.float32)
+
+
+class VariableStore:
+    """Server state that is not a network (prototypes, mean centroids).
+
+    It exposes ``weights`` (a list of tf.Variables) like a Keras model, so
+    :mod:`semfed.checkpoint` saves and restores it with the models and a
+    resumed run continues bit for bit.
+    """
+
+    def __init__(self, **initial: np.ndarray) -> None:
+        self._vars = {
+            name: tf.Variable(np.asarray(value, np.float32), trainable=False, name=name)
+            for name, value in initial.items()
+        }
+
+    @property
+    def weights(self) -> list[tf.Variable]:
+        return list(self._vars.values())
+
+    def __getitem__(self, name: str) -> tf.Variable:
+        return self._vars[name]
+
+    def assign(self, **values: np.ndarray) -> None:
+        for name, value in values.items():
+            self._vars[name].assign(np.asarray(value, np.float32))
+
+
+@dataclass
+class LocalPass:
+    """What one client's local iterations of one round produced.
+
+    losses, task_losses, regularizers: per mini-batch; sums float32 [C, d],
+    counts float32 [C], sq_sums float32 [C]: per-class sums of the received
+    features, their number and the sums of their squared norms (eq. 7 and the
+    within-class spread); samples: E * B, the samples that went through the
+    encoder this round.
+    """
+
+    losses: list[float]
+    task_losses: list[float]
+    regularizers: list[float]
+    sums: tf.Tensor
+    counts: tf.Tensor
+    sq_sums: tf.Tensor
+    samples: int
+
+    def centroids(self) -> tuple[tf.Tensor, tf.Tensor]:
+        """Eq. 7: (local centroids float32 [P, d], their classes int32 [P])."""
+        return local_centroids(self.sums, self.counts)
+
+
+def local_model_step(
+    encoder: keras.Model,
+    decoder: keras.Model,
+    radio: RadioLinks,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    targets: tf.Tensor,
+    target_mask: tf.Tensor,
+    snr_ul: tf.Tensor,
+    lam: float,
+    reduction: str,
+):
+    """Gradients of one local mini-batch of a client that holds the whole model.
+
+    FedAvg and FedProto: encoder -> power normalisation -> simulated uplink ->
+    decoder, all on the client. The uplink sits inside the model and is treated
+    as the identity in back-propagation (straight-through): dL/df := dL/df_hat.
+    No gradient crosses a downlink and the channel is never differentiated,
+    exactly as in FedCL with a noiseless downlink.
+
+    x float32 [B, H, W, C], y int32 [B], targets float32 [C, d] (prototypes;
+    zeros when unused), target_mask float32 [C], snr_ul scalar -> (loss,
+    cross-entropy, regularizer, f_hat [B, d], decoder gradients, encoder
+    gradients, dL/df_hat [B, d]).
+    """
+    with tf.GradientTape() as enc_tape:
+        f = normalize_power(encoder(x, training=True))
+    f_hat = radio.uplink(tf.stop_gradient(f)[None], snr_ul[None])[0]
+    with tf.GradientTape() as dec_tape:
+        dec_tape.watch(f_hat)
+        logits = decoder(f_hat, training=True)
+        loss, ce, reg = masked_regularized_task_loss(
+            logits, y, f_hat, targets, target_mask, lam, reduction
+        )
+    grads = dec_tape.gradient(loss, [*decoder.trainable_variables, f_hat])
+    dec_grads, g = grads[:-1], grads[-1]
+    enc_grads = enc_tape.gradient(f, encoder.trainable_variables, output_gradients=g)
+    return loss, ce, reg, f_hat, dec_grads, enc_grads, g
+
+
+def guarded_step(client: Client, gradients: Callable):
+    """Compile one client's training step around a gradient function.
+
+    ``gradients(x, y, *args)`` returns (loss, ce, reg, f_hat, decoder gradients,
+    encoder gradients, another tensor to check). The step applies the gradients
+    with the client's encoder optimizer and decoder optimizer only when all of
+    them are finite; otherwise it restores the encoder's batch-norm statistics
+    (they move in the forward pass) and applies nothing. Returns
+    ``step(x, y, *args) -> (loss, ce, reg, f_hat, finite)``.
+    """
+    encoder, decoder = client.encoder, client.decoder
+    enc_opt, dec_opt = client.encoder_optimizer, client.decoder_optimizer
+
+    @tf.function
+    def step(x, y, *args):
+        stats = [tf.identity(v) for v in encoder.non_trainable_variables]
+        loss, ce, reg, f_hat, dec_grads, enc_grads, checked = gradients(x, y, *args)
+        dec_vars, enc_vars = decoder.trainable_variables, encoder.trainable_variables
+        finite = tf.reduce_all(
+            [tf.reduce_all(tf.math.is_finite(t)) for t in [loss, checked, *dec_grads, *enc_grads]]
+        )
+
+        def apply():
+            dec_opt.apply_gradients(zip(dec_grads, dec_vars, strict=True))
+            enc_opt.apply_gradients(zip(enc_grads, enc_vars, strict=True))
+            return tf.constant(True)
+
+        def undo():
+            for v, old in zip(encoder.non_trainable_variables, stats, strict=True):
+                v.assign(old)
+            return tf.constant(False)
+
+        tf.cond(finite, apply, undo)
+        return loss, ce, reg, f_hat, finite
+
+    return step
+
+
+class Algorithm:
+    """Base of the federated algorithms: shared state and the client-side loop.
+
+    Subclasses implement :meth:`run_round`, :meth:`models` and
+    :meth:`optimizers`, and override :meth:`make_evaluator` when the global
+    decoder ``self.decoder`` is not what scores the test sets.
+    """
+
+    def __init__(
+        self, config: RunConfig, clients: list[Client], radio: RadioLinks, num_classes: int
+    ) -> None:
+        self.config = config
+        self.clients = clients
+        self.radio = radio
+        self.num_classes = num_classes
+        self.feature_dim = config.model.feature_dim
+        sizes = np.array([c.num_train for c in clients], dtype=np.float64)
+        self.weights = sizes / sizes.sum()  # D_k / D
+
+    # ------------------------------------------------------------ interface
+
+    def run_round(self, round_index: int, rng: np.random.Generator):
+        """One communication round; returns a dataclass of statistics with at least
+        ``train_loss``, ``uplink_symbols``, ``downlink_symbols`` and ``param_bits``."""
+        raise NotImplementedError
+
+    def models(self) -> dict[str, keras.Model]:
+        """Every network (and :class:`VariableStore`) of the run, by a stable name."""
+        raise NotImplementedError
+
+    def optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
+        raise NotImplementedError
+
+    def make_evaluator(self, batch_size: int) -> Evaluator:
+        """Each client's encoder, its uplink and the global decoder."""
+        return Evaluator(self.clients, self.decoder, self.radio, batch_size)
+
+    def client_models(self) -> dict[str, keras.Model]:
+        """Each client's encoder and its decoder instance (FedCL: phi_k at the BS)."""
+        out: dict[str, keras.Model] = {}
+        for c in self.clients:
+            out[f"encoder_{c.id}"] = c.encoder
+            out[f"decoder_{c.id}"] = c.decoder
+        return out
+
+    def client_optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
+        out: dict[str, keras.optimizers.Optimizer] = {}
+        for c in self.clients:
+            out[f"encoder_{c.id}"] = c.encoder_optimizer
+            out[f"decoder_{c.id}"] = c.decoder_optimizer
+        return out
+
+    # ------------------------------------------------------------ shared work
+
+    def local_pass(
+        self,
+        client: Client,
+        step: Callable,
+        step_args: tuple,
+        round_index: int,
+        rng: np.random.Generator,
+    ) -> LocalPass:
+        """Client ``client``'s local iterations of one round.
+
+        Draws the round's batch schedule from ``rng``, calls the compiled
+        ``step(x, y, *step_args)`` on each mini-batch and accumulates the
+        received features per class. Raises :class:`TrainingDiverged` (the bad
+        update is not applied) on a NaN or Inf.
+        """
+        cfg = self.config.training
+        schedule = batch_schedule(
+            client.num_train, cfg.batch_size, cfg.local_epochs, cfg.local_iterations, rng
+        )
+        losses, ces, regs = [], [], []
+        sums = tf.zeros([self.num_classes, self.feature_dim])
+        counts = tf.zeros([self.num_classes])
+        sq_sums = tf.zeros([self.num_classes])
+        for idx in schedule:
+            labels = client.y_train[idx]
+            loss, ce, reg, f_hat, finite = step(
+                tf.constant(client.x_train[idx]), tf.constant(labels), *step_args
+            )
+            if not bool(finite):
+                raise TrainingDiverged(
+                    f"NaN or Inf in the loss or a gradient in round {round_index}, client "
+                    f"{client.id} (loss = {float(loss)}); the update was not applied"
+                )
+            losses.append(float(loss))
+            ces.append(float(ce))
+            regs.append(float(reg))
+            s, n = class_feature_sums(f_hat, labels, self.num_classes)
+            sums += s
+            counts += n
+            sq_sums += tf.math.unsorted_segment_sum(
+                tf.reduce_sum(tf.square(f_hat), axis=1), labels, self.num_classes
+            )
+        return LocalPass(losses, ces, regs, sums, counts, sq_sums, int(schedule.size))
+
+    def make_local_model_step(self, client: Client, lam: float):
+        """The compiled step of a client holding the whole model (FedAvg, FedProto):
+        ``step(x, y, targets [C, d], target_mask [C], snr_ul)``."""
+        encoder, decoder, radio = client.encoder, client.decoder, self.radio
+        reduction = self.config.algorithm.reg_reduction
+
+        def gradients(x, y, targets, target_mask, snr_ul):
+            return local_model_step(
+                encoder, decoder, radio, x, y, targets, target_mask, snr_ul, lam, reduction
+            )
+
+        return guarded_step(client, gradients)
+
+
+def mean_of(passes: list[LocalPass], field: str) -> float:
+    """Mean over every mini-batch of every client of a per-batch statistic."""
+    return float(np.mean([v for p in passes for v in getattr(p, field)]))

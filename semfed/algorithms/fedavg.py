@@ -1,0 +1,109 @@
+"""FedAvg (McMahan et al.) on the same radio link.
+
+Every client holds the whole model: encoder -> power normalisation -> its
+simulated uplink -> decoder, and trains it locally for the round's mini-batches
+(the same schedule as FedCL) on the cross-entropy. The channel is part of the
+client's forward pass; back-propagation treats it as the identity
+(straight-through, :func:`semfed.algorithms.base.local_model_step`), and no
+gradient crosses a downlink. The BS then averages every parameter, encoder and
+decoder, batch-norm statistics included, with weights D_k / D and sends the
+average back to every client. Averaging needs identical encoders: the config
+refuses ``model.encoders = "heterogeneous"``.
+
+Each client keeps its own optimizer state across rounds (FedCL's clients do too).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from semfed.algorithms.base import (
+    BITS_PER_NUMBER,
+    Algorithm,
+    LocalPass,
+    mean_of,
+    weighted_average,
+)
+from semfed.config import ConfigError, RunConfig
+from semfed.federation import Client
+from semfed.models import build_decoder
+from semfed.radio import RadioLinks
+
+
+@dataclass
+class FedAvgStats:
+    train_loss: float
+    task_loss: float
+    uplink_symbols: int = 0  # the features stay inside each client's model
+    downlink_symbols: int = 0
+    param_bits: int = 0  # every parameter up and the average down, per client
+
+
+class FedAvg(Algorithm):
+    """The BS's global model (the average) and the clients' local copies."""
+
+    def __init__(
+        self, config: RunConfig, clients: list[Client], radio: RadioLinks, num_classes: int
+    ) -> None:
+        super().__init__(config, clients, radio, num_classes)
+        shapes = [[tuple(w.shape) for w in c.encoder.weights] for c in clients]
+        if any(s != shapes[0] for s in shapes):
+            raise ConfigError(
+                f"model.encoders = {config.model.encoders!r} is not allowed with "
+                f"algorithm.name = {config.algorithm.name!r}: FedAvg needs identical encoders"
+            )
+        self.decoder = build_decoder(self.feature_dim, config.model.decoder_hidden, num_classes)
+        # One common initial model: client 0's encoder and a fresh decoder.
+        self._broadcast(clients[0].encoder.get_weights() + self.decoder.get_weights())
+        self.num_parameters = int(
+            sum(np.prod(w.shape) for w in [*clients[0].encoder.weights, *self.decoder.weights])
+        )
+        self._steps = {c.id: self.make_local_model_step(c, lam=0.0) for c in clients}
+        self._no_targets = tf.zeros([num_classes, self.feature_dim])
+        self._no_mask = tf.zeros([num_classes])
+
+    def _broadcast(self, weights: list[np.ndarray]) -> None:
+        n = len(self.clients[0].encoder.weights)
+        self.decoder.set_weights(weights[n:])
+        for c in self.clients:
+            c.encoder.set_weights(weights[:n])
+            c.decoder.set_weights(weights[n:])
+
+    def train_clients(self, round_index: int, rng: np.random.Generator) -> list[LocalPass]:
+        """Local training of every client from the global model it holds."""
+        snr_ul = self.radio.uplink_snr_db
+        return [
+            self.local_pass(
+                client,
+                self._steps[client.id],
+                (self._no_targets, self._no_mask, snr_ul[k]),
+                round_index,
+                rng,
+            )
+            for k, client in enumerate(self.clients)
+        ]
+
+    def aggregate(self) -> None:
+        """All parameters (encoder + decoder, batch-norm statistics included),
+        weighted by D_k / D, then sent back to every client."""
+        local = [c.encoder.get_weights() + c.decoder.get_weights() for c in self.clients]
+        self._broadcast(weighted_average(local, self.weights))
+
+    def run_round(self, round_index: int, rng: np.random.Generator) -> FedAvgStats:
+        passes = self.train_clients(round_index, rng)
+        self.aggregate()
+        return FedAvgStats(
+            train_loss=mean_of(passes, "losses"),
+            task_loss=mean_of(passes, "task_losses"),
+            param_bits=2 * len(self.clients) * self.num_parameters * BITS_PER_NUMBER,
+        )
+
+    def models(self) -> dict[str, keras.Model]:
+        return {"decoder": self.decoder, **self.client_models()}
+
+    def optimizers(self) -> dict[str, keras.optimizers.Optimizer]:
+        return self.client_optimizers()

@@ -1,0 +1,381 @@
+"""Baselines on the same radio link: FedAvg, FedProto and FedCL's two ablations.
+
+Aggregation rules against hand computations, the FedAvg/heterogeneous refusal,
+a tiny run of every algorithm over the AWGN link (learning, communication
+accounting, resume), and ``semfed compare``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import shutil
+import typing
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from semfed.algorithms import FedAvg, FedCL, FedProto, build_algorithm
+from semfed.checkpoint import load_checkpoint, save_checkpoint
+from semfed.cli import main
+from semfed.config import ALGORITHMS, AlgorithmConfig, ConfigError, load_config
+from semfed.data import load_dataset
+from semfed.evaluation import nearest_prototype
+from semfed.federation import build_clients
+from semfed.losses import masked_regularized_task_loss
+from semfed.partition import make_partition
+from semfed.radio import RadioLinks
+from semfed.train import _seed_everything, run_training
+
+# The tiny learnable setting of test_fedcl.py (synthetic 16x16 images, 3 clients
+# x 3 classes of 10, 32 shots), with identical encoders so that FedAvg can run
+# and every algorithm shares one config but algorithm.name.
+TINY = [
+    "data.name=synthetic",
+    "data.synthetic_image_size=16",
+    "data.synthetic_train_per_class=120",
+    "data.synthetic_test_per_class=40",
+    "partition.num_clients=3",
+    "partition.ways=3",
+    "partition.shots=32",
+    "partition.test_shots=20",
+    "model.encoders=homogeneous",
+    "model.encoder_width=8",
+    "model.decoder_hidden=[32]",
+    "model.scg_hidden=32",
+    "training.batch_size=16",
+    "training.rounds=3",
+    "training.checkpoint_every=1",
+    "evaluation.every=2",  # round 0 is trained but not evaluated
+    "link.channel=awgn",
+    "link.uplink_snr_db=20.0",
+    "link.downlink_snr_db=20.0",
+    "output.progress=false",
+    "output.tensorboard=false",
+]
+K, D_K, B, D = 3, 3 * 32, 16, 64  # clients, samples per client, batch, feature dim
+
+
+def tiny_config(*extra: str):
+    return load_config(None, [*TINY, *extra])
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_dataset(tiny_config().data, progress=False)
+
+
+def build(data, name: str, *extra: str):
+    """An untrained federation of ``name`` over an ideal link, 2 local iterations."""
+    cfg = tiny_config(f"algorithm.name={name}", "training.local_iterations=2", *extra)
+    _seed_everything(0)
+    part = make_partition(data.y_train, data.y_test, data.num_classes, cfg.partition)
+    clients = build_clients(cfg, data, part)
+    radio = RadioLinks(
+        cfg.link, cfg.model.feature_dim, cfg.uplink_snrs(), cfg.downlink_snrs(), ideal=True
+    )
+    return build_algorithm(cfg, clients, radio, data.num_classes)
+
+
+def _local_means(passes):
+    """Hand eq. 7: per client {class: mean received feature} from the round's sums."""
+    out = []
+    for p in passes:
+        sums, counts = p.sums.numpy().astype(np.float64), p.counts.numpy()
+        out.append({c: sums[c] / counts[c] for c in np.flatnonzero(counts)})
+    return out
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_algorithm_names_are_the_config_choices():
+    assert typing.get_args(typing.get_type_hints(AlgorithmConfig)["name"]) == ALGORITHMS
+    for name in ALGORITHMS:
+        assert tiny_config(f"algorithm.name={name}").algorithm.name == name
+
+
+def test_fedavg_refuses_heterogeneous_encoders(tmp_path, capsys):
+    with pytest.raises(ConfigError, match=r"model\.encoders.*algorithm\.name = 'fedavg'"):
+        tiny_config("algorithm.name=fedavg", "model.encoders=heterogeneous")
+    # FedProto and FedCL take them
+    tiny_config("algorithm.name=fedproto", "model.encoders=heterogeneous")
+    config_file = tmp_path / "c.toml"
+    config_file.write_text(tiny_config().to_toml())
+    args = ["train", "--config", str(config_file), "--out", str(tmp_path / "run")]
+    status = main(
+        [*args, "--set", "algorithm.name=fedavg", "--set", "model.encoders=heterogeneous"]
+    )
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "model.encoders" in err and "algorithm.name" in err
+    assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- hand checks
+
+
+def test_weighted_class_means_by_hand():
+    from semfed.algorithms.base import weighted_class_means
+
+    local = [
+        (np.array([[1.0, 0.0], [0.0, 2.0]]), np.array([0, 2])),
+        (np.array([[3.0, 4.0]]), np.array([0])),
+    ]
+    means, mask = weighted_class_means(local, np.array([1.0, 1.0]), 4, 2)
+    np.testing.assert_allclose(means, [[2.0, 2.0], [0, 0], [0.0, 2.0], [0, 0]])
+    np.testing.assert_array_equal(mask, [1, 0, 1, 0])
+    # weights 1:3 on class 0; class 2 only on client 0, so weight 1 there
+    means, _ = weighted_class_means(local, np.array([10.0, 30.0]), 4, 2)
+    np.testing.assert_allclose(means[0], [0.25 * 1 + 0.75 * 3, 0.75 * 4])
+    np.testing.assert_allclose(means[2], [0.0, 2.0])
+
+
+def test_masked_regularizer_skips_classes_without_target():
+    logits = tf.zeros([2, 3])
+    labels = tf.constant([0, 1])
+    feats = tf.constant([[1.0, 1.0], [3.0, 3.0]])
+    targets = tf.constant([[0.0, 0.0], [0.0, 0.0], [9.0, 9.0]])
+    mask = tf.constant([1.0, 0.0, 1.0])
+    loss, ce, reg = masked_regularized_task_loss(logits, labels, feats, targets, mask, 0.5, "mean")
+    # sample 0: mean((1-0)^2, (1-0)^2) = 1; sample 1 has no target: 0; batch mean 0.5
+    assert float(reg) == pytest.approx(0.5)
+    assert float(ce) == pytest.approx(np.log(3.0))
+    assert float(loss) == pytest.approx(np.log(3.0) + 0.25)
+
+
+def test_nearest_prototype_by_hand():
+    protos = np.array([[0.0, 0.0], [10.0, 0.0], [1.0, 1.0]])
+    feats = np.array([[0.9, 0.8], [6.0, 0.0], [0.1, -0.2]])
+    np.testing.assert_array_equal(nearest_prototype(feats, protos, [1, 1, 1]), [2, 1, 0])
+    # class 2 has no prototype: the first sample goes to class 0
+    np.testing.assert_array_equal(nearest_prototype(feats, protos, [1, 1, 0]), [0, 1, 0])
+    assert nearest_prototype(feats, protos, [0, 0, 0]) is None
+
+
+def test_fedavg_aggregation_is_the_dk_weighted_average_of_all_parameters(data):
+    alg = build(data, "fedavg", "partition.shots_spread=8")  # unequal D_k
+    assert isinstance(alg, FedAvg)
+    first = [c.encoder.get_weights() + c.decoder.get_weights() for c in alg.clients]
+    for w in first[1:]:  # one common initial model
+        for a, b in zip(first[0], w, strict=True):
+            np.testing.assert_array_equal(a, b)
+    alg.train_clients(0, np.random.default_rng(0))
+    local = [c.encoder.get_weights() + c.decoder.get_weights() for c in alg.clients]
+    sizes = np.array([c.num_train for c in alg.clients], float)
+    assert len(set(sizes)) > 1
+    alg.aggregate()
+    n_bn = len(alg.clients[0].encoder.non_trainable_weights)
+    assert n_bn > 0  # batch-norm moving statistics are among the averaged arrays
+    for c in alg.clients:
+        got = c.encoder.get_weights() + c.decoder.get_weights()
+        for i, w in enumerate(got):
+            hand = sum(s / sizes.sum() * lw[i] for s, lw in zip(sizes, local, strict=True))
+            np.testing.assert_allclose(w, hand, rtol=1e-5, atol=1e-7)
+    for a, b in zip(alg.decoder.get_weights(), alg.clients[0].decoder.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the local models really differed before averaging, BN statistics included
+    assert not np.allclose(local[0][0], local[1][0])
+    moving = [i for i, w in enumerate(alg.clients[0].encoder.weights) if "moving" in w.path]
+    assert moving and not np.allclose(local[0][moving[0]], local[1][moving[0]])
+
+
+def test_fedproto_prototypes_are_the_unweighted_mean_of_local_prototypes(data):
+    alg = build(data, "fedproto", "model.encoders=heterogeneous", "partition.shots_spread=8")
+    assert isinstance(alg, FedProto)
+    first = alg.run_round(0, np.random.default_rng(0))
+    assert first.regularizer == 0.0  # no global prototypes in round 0
+    passes = alg.train_clients(1, np.random.default_rng(1))
+    alg.aggregate(passes)
+    means = _local_means(passes)
+    protos, mask = (t.numpy() for t in alg.global_prototypes())
+    for c in range(data.num_classes):
+        held = [m[c] for m in means if c in m]
+        assert mask[c] == (1.0 if held else 0.0)
+        hand = np.mean(held, axis=0) if held else np.zeros(D)
+        np.testing.assert_allclose(protos[c], hand, rtol=1e-5, atol=1e-6)
+    assert sum(len([m for m in means if c in m]) > 1 for c in range(10)) >= 1, "no shared class"
+    # the clients' own decoders are never averaged
+    w = [c.decoder.get_weights()[0] for c in alg.clients]
+    assert not np.allclose(w[0], w[1])
+    later = alg.run_round(2, np.random.default_rng(2))
+    assert later.regularizer > 0
+
+
+def test_meancentroid_centroids_are_the_dk_weighted_mean(data, tmp_path):
+    alg = build(data, "fedcl-meancentroid", "partition.shots_spread=8")
+    assert isinstance(alg, FedCL) and alg.scg is None
+    passes = alg.train_clients(0, np.random.default_rng(0))
+    alg.aggregate(passes)
+    means = _local_means(passes)
+    sizes = [c.num_train for c in alg.clients]
+    got = alg.global_centroids().numpy()
+    for c in range(data.num_classes):
+        held = [(s, m[c]) for s, m in zip(sizes, means, strict=True) if c in m]
+        hand = sum(s * f for s, f in held) / sum(s for s, _ in held) if held else np.zeros(D)
+        np.testing.assert_allclose(got[c], hand, rtol=1e-5, atol=1e-6)
+    # the centroids are part of the checkpointed state
+    saved = got.copy()
+    save_checkpoint(tmp_path, 0, alg.models(), alg.optimizers(), np.random.default_rng(0))
+    alg.mean_centroids.assign(centroids=np.zeros_like(saved), mask=np.zeros(10))
+    load_checkpoint(tmp_path, alg.models(), alg.optimizers(), np.random.default_rng(0))
+    np.testing.assert_array_equal(alg.global_centroids().numpy(), saved)
+
+
+def test_nocentroid_is_split_learning_without_regularizer(data):
+    alg = build(data, "fedcl-nocentroid", "algorithm.lam=5.0")
+    assert alg.lam == 0.0 and alg.scg is None
+    stats = alg.run_round(0, np.random.default_rng(0))
+    assert stats.train_loss == pytest.approx(stats.task_loss, abs=1e-6)
+    assert stats.regularizer is None and stats.scg_loss is None
+
+
+# ---------------------------------------------------------------- tiny runs
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """Tiny runs over the AWGN link, one per algorithm, made on first use."""
+    root = tmp_path_factory.mktemp("sweep")
+    done: dict[str, tuple] = {}
+
+    def get(name: str):
+        if name not in done:
+            out = root / name
+            summary = run_training(tiny_config(f"algorithm.name={name}"), out)
+            records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+            done[name] = (out, summary, records)
+        return done[name]
+
+    return get
+
+
+def _hand_count(name: str, classes: list[tuple[int, ...]]) -> dict[str, int]:
+    """Per-round communication of the tiny setting, counted by hand."""
+    if name.startswith("fedcl"):
+        # every client sends E * B = D_K features up and gets D_K gradients down, d/2 symbols each
+        return {
+            "uplink_symbols": K * D_K * D // 2,
+            "downlink_symbols": K * D_K * D // 2,
+            "param_bits": 0,
+        }
+    if name == "fedavg":
+        # DCGAN encoder of width 8 on 16x16x3 images (16 -> 8 -> 4 -> 2), decoder 64-32-10
+        encoder = (
+            (4 * 4 * 3 * 8 + 8)  # conv 1 with bias
+            + (4 * 4 * 8 * 16 + 4 * 16)  # conv 2, batch norm (gamma, beta, mean, variance)
+            + (4 * 4 * 16 * 32 + 4 * 32)  # conv 3, batch norm
+            + (2 * 2 * 32 * D + D)  # dense to d
+        )
+        decoder = (D * 32 + 32) + (32 * 10 + 10)
+        return {
+            "uplink_symbols": 0,
+            "downlink_symbols": 0,
+            "param_bits": 2 * K * (encoder + decoder) * 32,
+        }
+    # fedproto: each client's 3 prototypes up, every present class's prototype down to each
+    present = len(set().union(*classes))
+    return {
+        "uplink_symbols": 0,
+        "downlink_symbols": 0,
+        "param_bits": (K * 3 * D + K * present * D) * 32,
+    }
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_each_algorithm_learns_and_accounts_its_communication(sweep, name, data):
+    _, summary, records = sweep(name)
+    assert summary["algorithm"] == name and summary["rounds"] == 3
+    assert summary["final_test_acc"] > 0.5, summary  # chance: 1/3 (own classes), 1/10 (all)
+    assert [r["round"] for r in records] == [1, 2]
+    cfg = tiny_config(f"algorithm.name={name}")
+    part = make_partition(data.y_train, data.y_test, data.num_classes, cfg.partition)
+    hand = _hand_count(name, [c.classes for c in part.clients])
+    for r in records:
+        for key, value in hand.items():
+            assert r[key] == value, (key, r[key], value)
+            assert r[f"total_{key}"] == value * (r["round"] + 1)  # round 0 counted too
+    for key, value in hand.items():
+        assert summary[f"total_{key}"] == 3 * value
+    if name == "fedproto":
+        assert summary["final_test_acc_proto"] > 0.5
+        assert len(records[-1]["test_acc_proto_per_client"]) == K
+    else:
+        assert "test_acc_proto" not in records[-1]
+
+
+def _strip_times(records):
+    return [{k: v for k, v in r.items() if k not in ("elapsed_s", "round_s")} for r in records]
+
+
+def test_fedproto_resume_is_bit_exact(sweep, tmp_path):
+    """Prototypes travel in the checkpoint: 2 rounds, then resume to 3, as one run of 3."""
+    _, _, full = sweep("fedproto")
+    out = tmp_path / "resumed"
+    run_training(tiny_config("algorithm.name=fedproto", "training.rounds=2"), out)
+    run_training(tiny_config("algorithm.name=fedproto"), out, resume=True)
+    resumed = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert _strip_times(resumed) == _strip_times(full)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["total_param_bits"] == full[-1]["total_param_bits"]
+
+
+# ---------------------------------------------------------------- semfed compare
+
+
+def test_compare_accepts_an_algorithm_sweep(sweep, tmp_path, capsys):
+    dirs = [str(sweep(name)[0]) for name in ALGORITHMS]
+    out_csv = tmp_path / "cmp.csv"
+    assert main(["compare", *dirs, "--csv", str(out_csv)]) == 0
+    table = capsys.readouterr().out
+    for name in ALGORITHMS:
+        assert name in table
+    rows = list(csv.DictReader(out_csv.open()))
+    assert [r["algorithm"] for r in rows] == list(ALGORITHMS)
+    fedavg = rows[ALGORITHMS.index("fedavg")]
+    assert int(fedavg["total_param_bits"]) == sweep("fedavg")[1]["total_param_bits"]
+    assert float(rows[0]["final_test_acc"]) == sweep("fedcl")[1]["final_test_acc"]
+
+
+def _edited_copy(src, dst, config_changes=(), summary_changes=None):
+    shutil.copytree(src, dst)
+    if config_changes:
+        cfg = load_config(dst / "config.toml", list(config_changes))
+        (dst / "config.toml").write_text(cfg.to_toml())
+    if summary_changes:
+        summary = json.loads((dst / "summary.json").read_text())
+        summary.update(summary_changes)
+        (dst / "summary.json").write_text(json.dumps(summary))
+    return str(dst)
+
+
+@pytest.mark.parametrize(
+    ("config_changes", "summary_changes", "message"),
+    [
+        ((), {"partition_fingerprint": "0000000000000000"}, "partitions differ"),
+        (("training.seed=1",), None, r"seeds differ \(training\.seed 0 vs 1\)"),
+        (("partition.seed=3",), None, r"seeds differ \(partition\.seed 0 vs 3\)"),
+        (
+            ("link.uplink_snr_db=0.0", "training.rounds=5"),
+            None,
+            r"differ in link\.uplink_snr_db, training\.rounds",
+        ),
+    ],
+)
+def test_compare_refuses_unfair_comparisons(
+    sweep, tmp_path, capsys, config_changes, summary_changes, message
+):
+    base = sweep("fedcl")[0]
+    other = _edited_copy(sweep("fedproto")[0], tmp_path / "other", config_changes, summary_changes)
+    assert main(["compare", str(base), other]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("semfed compare: error: cannot compare")
+    assert re.search(message, err), err
+
+
+def test_compare_refuses_an_unfinished_run(sweep, tmp_path, capsys):
+    assert main(["compare", str(sweep("fedcl")[0]), str(tmp_path)]) == 2
+    assert "not a finished run" in capsys.readouterr().err
