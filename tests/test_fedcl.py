@@ -15,8 +15,8 @@ import tensorflow as tf
 
 from semfed.config import load_config
 from semfed.data import load_dataset
-from semfed.federation import build_clients
 from semfed.fedcl import FedCL, TrainingDiverged, split_learning_step, weighted_average
+from semfed.federation import build_clients
 from semfed.losses import regularized_task_loss
 from semfed.partition import make_partition
 from semfed.radio import RadioLinks, normalize_power
@@ -61,8 +61,9 @@ def federation():
     data = load_dataset(cfg.data, progress=False)
     part = make_partition(data.y_train, data.y_test, data.num_classes, cfg.partition)
     clients = build_clients(cfg, data, part)
-    radio = RadioLinks(cfg.link, cfg.model.feature_dim, cfg.uplink_snrs(), cfg.downlink_snrs(),
-                       ideal=True)
+    radio = RadioLinks(
+        cfg.link, cfg.model.feature_dim, cfg.uplink_snrs(), cfg.downlink_snrs(), ideal=True
+    )
     return cfg, clients, FedCL(cfg, clients, radio, data.num_classes)
 
 
@@ -79,7 +80,7 @@ def _flat(grads):
 
 
 def test_noiseless_link_gives_the_split_learning_update(federation):
-    cfg, clients, alg = federation
+    _cfg, clients, alg = federation
     c = clients[0]
     x, y = tf.constant(c.x_train[:16]), tf.constant(c.y_train[:16])
     cents = alg.global_centroids()
@@ -98,13 +99,37 @@ def test_downlink_noise_reaches_the_encoder_update(federation):
     x, y = tf.constant(c.x_train[:16]), tf.constant(c.y_train[:16])
     cents = alg.global_centroids()
     ideal = RadioLinks(cfg.link, 64, (100.0,), (100.0,), ideal=True)
-    ref = _flat(split_learning_step(c.encoder, c.decoder, ideal, x, y, cents,
-                                    tf.constant(100.0), tf.constant(100.0), 1.0, "mean")[5])
+    ref = _flat(
+        split_learning_step(
+            c.encoder,
+            c.decoder,
+            ideal,
+            x,
+            y,
+            cents,
+            tf.constant(100.0),
+            tf.constant(100.0),
+            1.0,
+            "mean",
+        )[5]
+    )
     real = RadioLinks(cfg.link, 64, (100.0,), (100.0,))
 
     def cosine(snr_dl):
-        got = _flat(split_learning_step(c.encoder, c.decoder, real, x, y, cents,
-                                        tf.constant(100.0), tf.constant(snr_dl), 1.0, "mean")[5])
+        got = _flat(
+            split_learning_step(
+                c.encoder,
+                c.decoder,
+                real,
+                x,
+                y,
+                cents,
+                tf.constant(100.0),
+                tf.constant(snr_dl),
+                1.0,
+                "mean",
+            )[5]
+        )
         return got @ ref / (np.linalg.norm(got) * np.linalg.norm(ref))
 
     assert cosine(60.0) > 0.999
@@ -120,19 +145,22 @@ def test_weighted_average_by_hand():
 
 
 def test_round_averages_decoders_with_dk_over_d(federation):
-    cfg, clients, alg = federation
+    _cfg, clients, alg = federation
     stats = alg.run_round(0, np.random.default_rng(0))
     assert np.isfinite(stats.train_loss) and stats.separation > 0
     sizes = np.array([c.num_train for c in clients], float)
     for i, w in enumerate(alg.decoder.get_weights()):
-        expected = sum(s / sizes.sum() * c.decoder.get_weights()[i] for s, c in zip(sizes, clients))
+        expected = sum(
+            s / sizes.sum() * c.decoder.get_weights()[i]
+            for s, c in zip(sizes, clients, strict=False)
+        )
         np.testing.assert_allclose(w, expected, rtol=1e-5, atol=1e-6)
     # the clients' decoder instances really differ before averaging
     assert not np.allclose(clients[0].decoder.get_weights()[0], clients[1].decoder.get_weights()[0])
 
 
 def test_scg_loss_falls_on_fixed_centroids(federation):
-    cfg, clients, alg = federation
+    _cfg, _clients, alg = federation
     rng = np.random.default_rng(1)
     local = tf.constant(rng.standard_normal((9, 64)).astype(np.float32))
     classes = tf.constant(np.repeat(np.arange(3), 3).astype(np.int32))
@@ -143,7 +171,7 @@ def test_scg_loss_falls_on_fixed_centroids(federation):
 
 
 def test_nan_stops_with_round_and_client(federation):
-    cfg, clients, alg = federation
+    _cfg, clients, alg = federation
     saved = clients[1].x_train.copy()
     clients[1].x_train[:] = np.nan
     before = [w.copy() for w in clients[1].encoder.get_weights()]
@@ -152,7 +180,7 @@ def test_nan_stops_with_round_and_client(federation):
             alg.run_round(7, np.random.default_rng(0))
     finally:
         clients[1].x_train[:] = saved
-    for b, a in zip(before, clients[1].encoder.get_weights()):
+    for b, a in zip(before, clients[1].encoder.get_weights(), strict=False):
         np.testing.assert_array_equal(b, a)  # the bad update was not applied
 
 
@@ -169,12 +197,26 @@ def test_tiny_run_learns_and_writes_results(full_run):
     lines = (out / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 4
     rec = json.loads(lines[-1])
-    for key in ("round", "algorithm", "test_acc", "test_acc_per_client", "train_loss",
-                "elapsed_s", "regularizer", "scg_loss", "separation"):
+    for key in (
+        "round",
+        "algorithm",
+        "test_acc",
+        "test_acc_per_client",
+        "train_loss",
+        "elapsed_s",
+        "regularizer",
+        "scg_loss",
+        "separation",
+    ):
         assert key in rec
     assert len(rec["test_acc_per_client"]) == 3
     assert set(json.loads((out / "summary.json").read_text())) >= {
-        "final_test_acc", "best_test_acc", "rounds", "wall_s", "config_hash"}
+        "final_test_acc",
+        "best_test_acc",
+        "rounds",
+        "wall_s",
+        "config_hash",
+    }
     assert load_config(out / "config.toml") == tiny_config("training.rounds=4")
     feats = np.load(out / "features.npz")
     assert feats["features"].shape == (feats["labels"].size, 64)
@@ -198,8 +240,16 @@ def test_kill_and_resume_matches_uninterrupted_run(full_run, tmp_path):
     run_dir = tmp_path / "killed"
     config_file = tmp_path / "tiny.toml"
     config_file.write_text(tiny_config("training.rounds=4").to_toml())
-    cmd = [sys.executable, "-m", "semfed", "train", "--config", str(config_file),
-           "--out", str(run_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "semfed",
+        "train",
+        "--config",
+        str(config_file),
+        "--out",
+        str(run_dir),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     latest = run_dir / "checkpoints" / "latest.json"
     deadline = time.time() + 300
@@ -221,7 +271,7 @@ def test_kill_and_resume_matches_uninterrupted_run(full_run, tmp_path):
 
 def test_run_dir_with_other_config_is_refused(full_run):
     out, _ = full_run
-    with pytest.raises(RunDirError, match="model.encoder_width"):
+    with pytest.raises(RunDirError, match=r"model\.encoder_width"):
         run_training(tiny_config("training.rounds=4", "model.encoder_width=4"), out)
     with pytest.raises(RunDirError, match="cannot resume"):
         run_training(tiny_config("model.encoder_width=4"), out, resume=True)
