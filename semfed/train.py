@@ -16,6 +16,7 @@ Files in the run directory:
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -148,7 +149,7 @@ def run_training(
         totals.update(meta.get("communication", {}))
         records = [r for r in _read_metrics(out) if r["round"] <= meta["round"]]
     write_text_atomic(out / "config.toml", config.to_toml())
-    write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    write_text_atomic(out / "metrics.jsonl", _jsonl(records))
 
     writer = tf.summary.create_file_writer(str(out / "tb")) if config.output.tensorboard else None
     progress = RoundProgress(config.training.rounds, start, enabled=config.output.progress)
@@ -160,8 +161,14 @@ def run_training(
             try:
                 stats = algorithm.run_round(t, rng)
             except TrainingDiverged:
+                # Mid-round state (the bad update itself was not applied); not for --resume.
                 save_checkpoint(
-                    out / "diverged", t, algorithm.models(), algorithm.optimizers(), rng
+                    out / "diverged",
+                    t - 1,
+                    algorithm.models(),
+                    algorithm.optimizers(),
+                    rng,
+                    {"partial_round": t},
                 )
                 raise
             record: dict[str, Any] = {
@@ -174,14 +181,12 @@ def run_training(
             record.update(totals)
             last = t == config.training.rounds - 1
             if (t + 1) % config.evaluation.every == 0 or last:
-                record.update(_evaluate(evaluator, eval_snrs, config))
+                record.update(_evaluate(evaluator, eval_snrs, config, t))
             record["round_s"] = time.time() - t0
             record["elapsed_s"] = wall_before + time.time() - t_run
             if "test_acc" in record:
                 records.append(record)
-                write_text_atomic(
-                    out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records)
-                )
+                write_text_atomic(out / "metrics.jsonl", _jsonl(records))
             if writer is not None:
                 with writer.as_default(step=t):
                     for key, value in record.items():
@@ -227,7 +232,7 @@ def run_training(
     )
     if records and "test_acc_by_snr" in records[-1]:
         summary["final_test_acc_by_snr"] = records[-1]["test_acc_by_snr"]
-    write_json_atomic(out / "summary.json", summary)
+    write_json_atomic(out / "summary.json", _finite_or_none(summary))
     return summary
 
 
@@ -241,9 +246,29 @@ def _evaluation_snrs(config: RunConfig) -> list[tuple[str, list[float]]]:
     return [(f"{v:g}", [v] * k) for v in values]
 
 
-def _evaluate(evaluator, eval_snrs, config: RunConfig) -> dict[str, Any]:
+def _evaluate(evaluator, eval_snrs, config: RunConfig, round_index: int) -> dict[str, Any]:
     """``test_acc`` (and ``test_acc_proto`` for FedProto): mean over clients, per client,
-    and by evaluation SNR."""
+    and by evaluation SNR.
+
+    The channel draws of evaluation come from their own stream (seeded by the run's
+    seed and the round) and Sionna's training stream is put back afterwards, so the
+    evaluation schedule and SNRs never change training (and may change on resume).
+    """
+    from sionna.phy import config as sionna_config
+
+    from phy.seeding import sionna_seed
+
+    saved = sionna_config.tf_rng.state.numpy()
+    sionna_config.tf_rng.reset_from_seed(
+        sionna_seed(config.training.seed * 1_000_003 + round_index)
+    )
+    try:
+        return _evaluate_all(evaluator, eval_snrs, config)
+    finally:
+        sionna_config.tf_rng.state.assign(saved)
+
+
+def _evaluate_all(evaluator, eval_snrs, config: RunConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
     by_snr: dict[str, dict[str, float]] = {}
     for i, (label, snrs) in enumerate(eval_snrs):
@@ -257,6 +282,21 @@ def _evaluate(evaluator, eval_snrs, config: RunConfig) -> dict[str, Any]:
         for key, values in by_snr.items():
             out[f"{key}_by_snr"] = values
     return out
+
+
+def _finite_or_none(value: Any) -> Any:
+    """NaN and Inf become null: strict JSON readers (jq, JavaScript) reject them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    return value
+
+
+def _jsonl(records: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(_finite_or_none(r)) + "\n" for r in records)
 
 
 def _read_metrics(out: Path) -> list[dict[str, Any]]:

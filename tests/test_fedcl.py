@@ -275,3 +275,29 @@ def test_run_dir_with_other_config_is_refused(full_run):
         run_training(tiny_config("training.rounds=4", "model.encoder_width=4"), out)
     with pytest.raises(RunDirError, match="cannot resume"):
         run_training(tiny_config("model.encoder_width=4"), out, resume=True)
+
+
+def test_scg_nan_is_not_applied_and_stops_the_run(federation):
+    _cfg, _clients, alg = federation
+    before = [w.copy() for w in alg.scg.get_weights()]
+    local = tf.constant(np.full((2, 64), np.nan, np.float32))
+    with pytest.raises(TrainingDiverged, match="round 5, SCG step 0"):
+        alg.train_scg(local, tf.constant([0, 1], tf.int32), 5)
+    for b, a in zip(before, alg.scg.get_weights(), strict=True):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_evaluation_schedule_does_not_change_training(full_run, tmp_path):
+    """Evaluation draws its channel from its own stream, so evaluating less often
+    (or at other SNRs) leaves the training trajectory bit for bit the same."""
+    out, _ = full_run
+    run_training(
+        tiny_config("training.rounds=4", "evaluation.every=2", "evaluation.snr_db=[0.0, 30.0]"),
+        tmp_path / "sparse",
+    )
+    dense = {r["round"]: r for r in _strip_times(out / "metrics.jsonl")}
+    sparse = _strip_times(tmp_path / "sparse" / "metrics.jsonl")
+    assert [r["round"] for r in sparse] == [1, 3]
+    for r in sparse:
+        assert r["train_loss"] == dense[r["round"]]["train_loss"]
+        assert set(r["test_acc_by_snr"]) == {"0", "30"}

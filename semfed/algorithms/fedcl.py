@@ -31,6 +31,7 @@ import tensorflow as tf
 from semfed.algorithms.base import (
     Algorithm,
     LocalPass,
+    TrainingDiverged,
     VariableStore,
     guarded_step,
     mean_of,
@@ -209,8 +210,14 @@ class FedCL(Algorithm):
                         local, classes, centroids, alg.temperature, alg.scg_normalize
                     )
             grads = tape.gradient(loss, scg.trainable_variables)
-            opt.apply_gradients(zip(grads, scg.trainable_variables, strict=True))
-            return loss
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in [loss, *grads]])
+
+            def apply():
+                opt.apply_gradients(zip(grads, scg.trainable_variables, strict=True))
+                return tf.constant(True)
+
+            tf.cond(finite, apply, lambda: tf.constant(False))
+            return loss, finite
 
         return step
 
@@ -236,7 +243,7 @@ class FedCL(Algorithm):
             )
         return passes
 
-    def aggregate(self, passes: list[LocalPass]) -> float | None:
+    def aggregate(self, passes: list[LocalPass], round_index: int = -1) -> float | None:
         """Lines 15-16: new global centroids (SCG or mean), then eq. 5.
 
         Returns the SCG's last loss (None without an SCG).
@@ -245,7 +252,9 @@ class FedCL(Algorithm):
         scg_loss = None
         if self.centroid_source == "scg":
             scg_loss = self.train_scg(
-                tf.concat([c for c, _ in local], 0), tf.concat([k for _, k in local], 0)
+                tf.concat([c for c, _ in local], 0),
+                tf.concat([k for _, k in local], 0),
+                round_index,
             )
         elif self.centroid_source == "mean":
             sizes = np.array([c.num_train for c in self.clients], np.float64)
@@ -263,7 +272,7 @@ class FedCL(Algorithm):
     def run_round(self, round_index: int, rng: np.random.Generator) -> RoundStats:
         """Algorithm 1, lines 4-16."""
         passes = self.train_clients(round_index, rng)
-        scg_loss = self.aggregate(passes)
+        scg_loss = self.aggregate(passes, round_index)
         sent = sum(p.samples for p in passes) * (self.feature_dim // 2)
         stats = RoundStats(
             train_loss=mean_of(passes, "losses"),
@@ -281,11 +290,22 @@ class FedCL(Algorithm):
             stats.centroid_norm = float(tf.reduce_mean(tf.norm(self._raw_centroids(), axis=1)))
         return stats
 
-    def train_scg(self, local: tf.Tensor, classes: tf.Tensor) -> float:
-        """E' steps of the SCG on every (client, class) centroid pair; returns the last loss."""
-        loss = float("nan")
-        for _ in range(self.config.algorithm.scg_steps):
-            loss = float(self._scg_step(local, classes))
+    def train_scg(
+        self, local: tf.Tensor, classes: tf.Tensor, round_index: int = -1
+    ) -> float | None:
+        """E' steps of the SCG on every (client, class) centroid pair; returns the last loss.
+
+        A non-finite loss or gradient is not applied and stops the run.
+        """
+        loss = None
+        for i in range(self.config.algorithm.scg_steps):
+            value, finite = self._scg_step(local, classes)
+            if not bool(finite):
+                raise TrainingDiverged(
+                    f"NaN or Inf in the SCG loss or its gradient in round {round_index}, "
+                    f"SCG step {i} (loss = {float(value)}); the update was not applied"
+                )
+            loss = float(value)
         return loss
 
     def _raw_centroids(self) -> tf.Tensor:
@@ -323,14 +343,16 @@ class FedCL(Algorithm):
 
 
 def _within_class_spread(passes: list[LocalPass]) -> float:
-    """Mean over (client, class) of sqrt(E||f_hat||^2 - ||mean||^2)."""
-    num = den = 0.0
-    for p in passes:
-        local, _ = p.centroids()
-        present = p.counts > 0
-        var = tf.boolean_mask(p.sq_sums, present) / tf.boolean_mask(
-            p.counts, present
-        ) - tf.reduce_sum(tf.square(local), axis=1)
-        num += float(tf.reduce_sum(tf.sqrt(tf.maximum(var, 0.0))))
-        den += float(tf.shape(var)[0])
-    return num / max(den, 1.0)
+    """Mean over classes of the spread sqrt(E||f_hat - mean_c||^2) of the received features.
+
+    Pooled over clients, so two clients placing one class in different places
+    count as spread: exactly the misalignment the global centroids should remove.
+    """
+    sums = tf.add_n([p.sums for p in passes])
+    counts = tf.add_n([p.counts for p in passes])
+    sq_sums = tf.add_n([p.sq_sums for p in passes])
+    present = counts > 0
+    n = tf.boolean_mask(counts, present)
+    mean = tf.boolean_mask(sums, present) / n[:, None]
+    var = tf.boolean_mask(sq_sums, present) / n - tf.reduce_sum(tf.square(mean), axis=1)
+    return float(tf.reduce_mean(tf.sqrt(tf.maximum(var, 0.0))))

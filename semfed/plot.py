@@ -1,0 +1,323 @@
+"""Figures from run and sweep directories (matplotlib, Agg backend; PNG and PDF).
+
+* ``curves``: test accuracy vs round, one curve per distinct setting; runs that
+  differ only in ``training.seed`` are grouped (mean line, min-max band).
+* ``snr``: final accuracy vs SNR, one curve per setting (usually the algorithm):
+  from ``test_acc_by_snr`` (evaluation at several SNRs) when the runs have it,
+  else from runs that differ in ``link.uplink_snr_db`` (a sweep).
+* ``tsne``: t-SNE of the received test features (``features.npz`` from
+  ``--dump-features``) coloured by class, one figure per run.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semfed.cli import UserError
+
+KINDS = ("curves", "snr", "tsne")
+TSNE_MAX_POINTS = 2000
+# Keys that never define a distinct setting.
+IGNORED_PREFIXES = ("output.",)
+SEED_KEY = "training.seed"
+SNR_KEYS = ("link.uplink_snr_db", "link.downlink_snr_db", "evaluation.snr_db")
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = tuple(v) if isinstance(v, list) else v
+    return out
+
+
+def _is_run(path: Path) -> bool:
+    return any((path / f).is_file() for f in ("metrics.jsonl", "summary.json", "features.npz"))
+
+
+def load_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
+    """Every run in ``paths``: a run directory, or a sweep directory of run directories."""
+    runs = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            raise UserError(f"{p} is not a directory")
+        found = [p] if _is_run(p) else sorted(d for d in p.iterdir() if d.is_dir() and _is_run(d))
+        if not found:
+            raise UserError(
+                f"{p} holds no run (no metrics.jsonl, summary.json or features.npz in it "
+                "or its subdirectories)"
+            )
+        for d in found:
+            config: dict[str, Any] = {}
+            if (d / "config.toml").is_file():
+                config = _flatten(tomllib.loads((d / "config.toml").read_text()))
+            metrics = []
+            if (d / "metrics.jsonl").is_file():
+                text = (d / "metrics.jsonl").read_text()
+                metrics = [json.loads(line) for line in text.splitlines() if line.strip()]
+            summary = {}
+            if (d / "summary.json").is_file():
+                summary = json.loads((d / "summary.json").read_text())
+            runs.append({"path": d, "config": config, "metrics": metrics, "summary": summary})
+    return runs
+
+
+def _setting(run: dict[str, Any], drop: tuple[str, ...] = ()) -> tuple:
+    return tuple(
+        sorted(
+            (k, v)
+            for k, v in run["config"].items()
+            if k != SEED_KEY and k not in drop and not k.startswith(IGNORED_PREFIXES)
+        )
+    )
+
+
+def _short(key: str) -> str:
+    return {"algorithm.name": "algorithm"}.get(key, key.split(".")[-1])
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, tuple):
+        return "[" + ",".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def group_runs(
+    runs: list[dict[str, Any]], drop: tuple[str, ...] = ()
+) -> tuple[list[tuple[str, list[dict[str, Any]]]], dict[str, Any]]:
+    """Runs grouped by setting (all config keys but the seed and ``drop``), with a
+    label naming the keys that differ between groups, and the keys common to all."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        groups[_setting(r, drop)].append(r)
+    settings = [dict(s) for s in groups]
+    all_keys = sorted(set().union(*settings)) if settings else []
+    varying = [k for k in all_keys if len({_fmt(s.get(k)) for s in settings}) > 1]
+    varying.sort(key=lambda k: (k != "algorithm.name", k))
+    common = {k: settings[0].get(k) for k in all_keys if k not in varying}
+    labelled = []
+    for setting, members in groups.items():
+        s = dict(setting)
+        if varying:
+            label = ", ".join(f"{_short(k)}={_fmt(s.get(k))}" for k in varying)
+        else:
+            label = str(s.get("algorithm.name", members[0]["path"].name))
+        labelled.append((label, members))
+    labelled.sort(key=lambda item: item[0])
+    return labelled, common
+
+
+def title_for(common: dict[str, Any], runs: list[dict[str, Any]], head: str) -> str:
+    parts = []
+    for key, name in (
+        ("data.name", "data"),
+        ("algorithm.name", "algorithm"),
+        ("partition.num_clients", "K"),
+        ("partition.ways", "m"),
+        ("link.channel", "channel"),
+        ("link.uplink_snr_db", "uplink SNR (dB)"),
+        ("training.rounds", "rounds"),
+    ):
+        if key in common:
+            parts.append(f"{name}={_fmt(common[key])}")
+    seeds = {r["config"].get(SEED_KEY) for r in runs}
+    parts.append(f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
+    return head + "\n" + ", ".join(parts)
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    return plt, fig, ax
+
+
+def _save(plt, fig, out: Path, stem: str) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    paths = []
+    for ext in ("png", "pdf"):
+        path = out / f"{stem}.{ext}"
+        fig.savefig(path, dpi=150)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _mean_band(ax, x, ys: np.ndarray, label: str) -> None:
+    mean = ys.mean(axis=0)
+    (line,) = ax.plot(x, mean, marker="o", markersize=3, label=label)
+    if ys.shape[0] > 1:
+        ax.fill_between(x, ys.min(axis=0), ys.max(axis=0), color=line.get_color(), alpha=0.2)
+
+
+def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
+    runs = [r for r in runs if any("test_acc" in m for m in r["metrics"])]
+    if not runs:
+        raise UserError("no run has test accuracies (metrics.jsonl with test_acc)")
+    groups, common = group_runs(runs)
+    plt, fig, ax = _figure()
+    for label, members in groups:
+        series = [
+            {m["round"]: m["test_acc"] for m in r["metrics"] if "test_acc" in m} for r in members
+        ]
+        rounds = sorted(set.intersection(*(set(s) for s in series)))
+        if not rounds:
+            continue
+        ys = np.array([[s[t] * 100 for t in rounds] for s in series])
+        n = f" (n={len(members)})" if len(members) > 1 else ""
+        _mean_band(ax, np.array(rounds) + 1, ys, label + n)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("communication round")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(
+        title_for(common, runs, "Test accuracy vs round (mean, min-max over seeds)"), fontsize=9
+    )
+    return _save(plt, fig, out, "curves")
+
+
+def _snr_points(run: dict[str, Any]) -> tuple[list[tuple[float, float]], str]:
+    """(SNR, accuracy) points of a run and where they come from."""
+    by_snr = None
+    for m in reversed(run["metrics"]):
+        if "test_acc_by_snr" in m:
+            by_snr = m["test_acc_by_snr"]
+            break
+    if by_snr is None:
+        by_snr = run["summary"].get("final_test_acc_by_snr")
+    points = []
+    if by_snr:
+        for label, acc in by_snr.items():
+            try:
+                points.append((float(label), float(acc)))
+            except (TypeError, ValueError):
+                continue
+        if points:
+            return points, "evaluation"
+    acc = run["summary"].get("final_test_acc")
+    if acc is None:
+        accs = [m["test_acc"] for m in run["metrics"] if "test_acc" in m]
+        acc = accs[-1] if accs else None
+    snr = run["config"].get("link.uplink_snr_db")
+    if acc is not None and isinstance(snr, int | float):
+        return [(float(snr), float(acc))], "uplink"
+    return [], ""
+
+
+def plot_snr(runs: list[dict[str, Any]], out: Path) -> list[Path]:
+    pts = {id(r): _snr_points(r) for r in runs}
+    runs = [r for r in runs if pts[id(r)][0]]
+    if not runs:
+        raise UserError(
+            "no SNR results: need test_acc_by_snr in metrics.jsonl (evaluation.snr_db a list) "
+            "or finished runs with a scalar link.uplink_snr_db"
+        )
+    sources = {pts[id(r)][1] for r in runs}
+    groups, common = group_runs(runs, drop=SNR_KEYS)
+    for key in SNR_KEYS:
+        common.pop(key, None)
+    plt, fig, ax = _figure()
+    for label, members in groups:
+        acc_by: dict[float, list[float]] = defaultdict(list)
+        for r in members:
+            for snr, acc in pts[id(r)][0]:
+                acc_by[snr].append(acc * 100)
+        snrs = sorted(acc_by)
+        mean = np.array([np.mean(acc_by[s]) for s in snrs])
+        lo = np.array([np.min(acc_by[s]) for s in snrs])
+        hi = np.array([np.max(acc_by[s]) for s in snrs])
+        (line,) = ax.plot(snrs, mean, marker="o", markersize=4, label=label)
+        if np.any(hi > lo):
+            ax.fill_between(snrs, lo, hi, color=line.get_color(), alpha=0.2)
+    what = "evaluation SNR" if sources == {"evaluation"} else "SNR"
+    if sources == {"uplink"}:
+        what = "uplink SNR"
+    ax.set_xlabel(f"{what} (dB)")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title_for(common, runs, f"Final accuracy vs {what}"), fontsize=9)
+    return _save(plt, fig, out, "snr")
+
+
+def plot_tsne(runs: list[dict[str, Any]], out: Path, max_points: int = TSNE_MAX_POINTS):
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    runs = [r for r in runs if (r["path"] / "features.npz").is_file()]
+    if not runs:
+        raise UserError("no features.npz (run semfed train with --dump-features)")
+    names = [r["path"].name for r in runs]
+    unique = len(set(names)) == len(names)
+    stems = [
+        "tsne" if len(runs) == 1 else f"tsne_{n}" if unique else f"tsne_{i}_{n}"
+        for i, n in enumerate(names)
+    ]
+    paths = []
+    for idx, r in enumerate(runs):
+        with np.load(r["path"] / "features.npz") as npz:
+            if "features" not in npz or "labels" not in npz:
+                raise UserError(f"{r['path']}/features.npz lacks features or labels")
+            feats = np.asarray(npz["features"], np.float32).reshape(len(npz["labels"]), -1)
+            labels = np.asarray(npz["labels"])
+            snr = np.asarray(npz["snr_db"]) if "snr_db" in npz else None
+        rng = np.random.default_rng(0)
+        if len(labels) > max_points:
+            keep = np.sort(rng.choice(len(labels), max_points, replace=False))
+            feats, labels = feats[keep], labels[keep]
+        if len(labels) < 5:
+            raise UserError(f"{r['path']}/features.npz has too few points for t-SNE")
+        perplexity = min(30.0, (len(labels) - 1) / 3)
+        # One thread: OpenMP spinning on a busy machine costs far more than it saves.
+        with threadpool_limits(limits=1):
+            tsne = TSNE(n_components=2, random_state=0, init="pca", perplexity=perplexity)
+            emb = tsne.fit_transform(feats)
+        plt, fig, ax = _figure()
+        classes = np.unique(labels)
+        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+        for i, c in enumerate(classes):
+            sel = labels == c
+            ax.scatter(emb[sel, 0], emb[sel, 1], s=6, color=cmap(i % cmap.N), label=f"class {c}")
+        ax.set_xlabel("t-SNE dimension 1 (a.u.)")
+        ax.set_ylabel("t-SNE dimension 2 (a.u.)")
+        ax.legend(fontsize=7, markerscale=2, ncol=2 if len(classes) > 10 else 1)
+        cfg = r["config"]
+        bits = [str(cfg.get("algorithm.name") or r["summary"].get("algorithm") or "")]
+        if snr is not None and snr.size:
+            bits.append(f"SNR {_fmt(float(np.mean(snr)))} dB")
+        if "link.channel" in cfg:
+            bits.append(f"channel={cfg['link.channel']}")
+        bits.append(f"{len(labels)} points")
+        ax.set_title(
+            f"t-SNE of received features, {r['path'].name}\n" + ", ".join(b for b in bits if b),
+            fontsize=9,
+        )
+        paths += _save(plt, fig, out, stems[idx])
+    return paths
+
+
+def make_plots(paths: list[str | Path], out: str | Path, kind: str = "curves") -> list[Path]:
+    if kind not in KINDS:
+        raise UserError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
+    runs = load_runs(paths)
+    return {"curves": plot_curves, "snr": plot_snr, "tsne": plot_tsne}[kind](runs, Path(out))
+
+
+__all__ = ["KINDS", "group_runs", "load_runs", "make_plots"]

@@ -1,0 +1,258 @@
+"""``semfed sweep`` (resume, failures, sweep.csv) and ``semfed plot`` (from fixtures)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semfed.cli import UserError, main
+from semfed.config import dumps_toml, load_config
+from semfed.sweep import SweepError, parse_grid, plan_runs, split_values
+
+# A tiny synthetic config: 2 clients, 8x8 images, one round (about 10 s a run).
+TINY_TOML = """
+[data]
+name = "synthetic"
+synthetic_image_size = 8
+synthetic_classes = 4
+synthetic_train_per_class = 20
+synthetic_test_per_class = 10
+[partition]
+num_clients = 2
+ways = 2
+shots = 8
+test_shots = 5
+[model]
+encoder_width = 4
+decoder_hidden = [8]
+scg_hidden = 8
+[training]
+batch_size = 8
+rounds = 1
+checkpoint_every = 1
+[link]
+channel = "awgn"
+uplink_snr_db = 20.0
+downlink_snr_db = 20.0
+[output]
+progress = false
+tensorboard = false
+"""
+
+
+@pytest.fixture
+def tiny_toml(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_TOML)
+    return path
+
+
+def read_csv(path: Path) -> dict[str, dict[str, str]]:
+    with open(path) as fh:
+        return {row["run"]: row for row in csv.DictReader(fh)}
+
+
+# ---------------------------------------------------------------- sweep, no training
+
+
+def test_grid_values_split_outside_brackets():
+    assert split_values("0,10.5,-5") == ["0", "10.5", "-5"]
+    assert split_values("[32,16],[8]") == ["[32,16]", "[8]"]
+    assert parse_grid(["model.decoder_hidden=[32,16],[8]"]) == [
+        ("model.decoder_hidden", ["[32,16]", "[8]"])
+    ]
+    with pytest.raises(SweepError):
+        parse_grid(["link.uplink_snr_db"])
+    with pytest.raises(SweepError):
+        parse_grid(["link.uplink_snr_db=0,"])
+
+
+def test_plan_names_seeds_and_overrides(tiny_toml):
+    grid = parse_grid(["link.uplink_snr_db=0.0,10", "algorithm.name=fedcl,fedavg"])
+    runs = plan_runs(tiny_toml, grid, ["training.rounds=2"], seeds=2)
+    assert len(runs) == 8
+    names = [r.name for r in runs]
+    assert len(set(names)) == 8
+    assert "link.uplink_snr_db=0.0__algorithm.name=fedcl__seed=0" in names
+    r = runs[1]
+    assert r.seed == 1
+    assert r.overrides[0] == "training.rounds=2"
+    assert "training.seed=1" in r.overrides
+    assert not any(o.startswith("partition.seed") for o in r.overrides)
+    # Unknown keys and seed conflicts end before anything runs.
+    with pytest.raises(SweepError, match="unknown config key"):
+        plan_runs(tiny_toml, parse_grid(["link.uplink_snr=0,1"]))
+    with pytest.raises(SweepError, match="exclude"):
+        plan_runs(tiny_toml, parse_grid(["training.seed=0,1"]), seeds=2)
+
+
+def test_sweep_rejects_bad_grid_with_one_line(tiny_toml, tmp_path, capsys):
+    rc = main(
+        ["sweep", "--config", str(tiny_toml), "--grid", "nope.key=1,2", "--out", str(tmp_path)]
+    )
+    assert rc == 2
+    assert "unknown config key" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- sweep, tiny training
+
+
+def test_sweep_failure_recorded_and_rerun_skips_and_resumes(tiny_toml, tmp_path, capsys):
+    out = tmp_path / "sweep"
+    cmd = [
+        "sweep",
+        "--config",
+        str(tiny_toml),
+        "--grid",
+        "partition.ways=2,99",  # 99 > 4 classes: a PartitionError in that run only
+        "--out",
+        str(out),
+        "--workers",
+        "2",
+    ]
+    assert main(cmd) == 1  # one run failed
+    rows = read_csv(out / "sweep.csv")
+    assert set(rows) == {"partition.ways=2", "partition.ways=99"}
+    good, bad = rows["partition.ways=2"], rows["partition.ways=99"]
+    assert good["status"] == "done"
+    assert 0.0 <= float(good["final_test_acc"]) <= 1.0
+    assert float(good["best_test_acc"]) >= float(good["final_test_acc"])
+    assert float(good["wall_s"]) > 0
+    assert good["partition.ways"] == "2"
+    assert bad["status"] == "failed"
+    assert "only 4 classes" in bad["error"]
+    assert "only 4 classes" in (out / "partition.ways=99" / "error.txt").read_text()
+    assert not (out / "partition.ways=2" / "error.txt").exists()
+    summary = out / "partition.ways=2" / "summary.json"
+    mtime = summary.stat().st_mtime_ns
+    capsys.readouterr()
+
+    # The same command again: the finished run is not redone.
+    assert main(cmd) == 1
+    rows = read_csv(out / "sweep.csv")
+    assert rows["partition.ways=2"]["status"] == "skipped-done"
+    assert rows["partition.ways=2"]["final_test_acc"] == good["final_test_acc"]
+    assert rows["partition.ways=99"]["status"] == "failed"
+    assert summary.stat().st_mtime_ns == mtime
+    assert "skipped-done partition.ways=2" in capsys.readouterr().out
+
+    # More rounds: the finished run's hash changes, so it is resumed, not restarted.
+    assert main([*cmd, "--set", "training.rounds=2"]) == 1
+    rows = read_csv(out / "sweep.csv")
+    assert rows["partition.ways=2"]["status"] == "done"
+    assert rows["partition.ways=2"]["rounds"] == "2"
+    metrics = (out / "partition.ways=2" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["round"] for line in metrics] == [0, 1]
+    assert "(resume)" in capsys.readouterr().out
+    assert json.loads((out / "sweep.json").read_text())["grid"] == {"partition.ways": ["2", "99"]}
+
+
+# ---------------------------------------------------------------- plot, from fixtures
+
+
+def _fake_run(path: Path, algorithm: str, seed: int, snr: float, accs: list[float]) -> None:
+    path.mkdir(parents=True)
+    cfg = load_config(
+        None,
+        [
+            "data.name=synthetic",
+            "partition.num_clients=2",
+            "model.encoders=homogeneous",
+            f"algorithm.name={algorithm}",
+            f"training.seed={seed}",
+            f"link.uplink_snr_db={snr}",
+            f"training.rounds={len(accs)}",
+        ],
+    )
+    (path / "config.toml").write_text(dumps_toml(cfg.to_dict()))
+    by_snr = {"-5": accs[-1] - 0.2, "5": accs[-1] - 0.1, "20": accs[-1]}
+    records = [{"round": t, "algorithm": algorithm, "test_acc": a} for t, a in enumerate(accs)]
+    records[-1]["test_acc_by_snr"] = by_snr
+    lines = [json.dumps(r) for r in records]
+    (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    summary = {
+        "algorithm": algorithm,
+        "final_test_acc": accs[-1],
+        "best_test_acc": max(accs),
+        "rounds": len(accs),
+    }
+    (path / "summary.json").write_text(json.dumps(summary))
+
+
+@pytest.fixture
+def fake_sweep(tmp_path: Path) -> Path:
+    root = tmp_path / "sweep"
+    for alg, base in (("fedcl", 0.6), ("fedavg", 0.3)):
+        for snr in (0.0, 10.0):
+            for seed in (0, 1):
+                accs = [base * (t + 1) / 3 + 0.02 * seed + snr / 100 for t in range(3)]
+                _fake_run(root / f"{alg}_{snr}_{seed}", alg, seed, snr, accs)
+    return root
+
+
+def _check_files(paths: list[Path], stem: str) -> None:
+    names = {p.name for p in paths}
+    assert {f"{stem}.png", f"{stem}.pdf"} <= names
+    for p in paths:
+        assert p.stat().st_size > 1000
+
+
+def test_plot_curves_and_snr(fake_sweep, tmp_path, capsys):
+    from semfed.plot import group_runs, load_runs, make_plots
+
+    runs = load_runs([fake_sweep])
+    groups, _ = group_runs(runs)
+    assert len(groups) == 4  # 2 algorithms x 2 SNRs, seeds grouped
+    assert all(len(members) == 2 for _, members in groups)
+    assert groups[0][0].startswith("algorithm=")
+
+    out = tmp_path / "figs"
+    assert main(["plot", str(fake_sweep), "--out", str(out)]) == 0
+    assert (out / "curves.png").stat().st_size > 1000
+    assert (out / "curves.pdf").stat().st_size > 1000
+    _check_files(make_plots([fake_sweep], out, "snr"), "snr")
+    # Without test_acc_by_snr the points come from the runs' uplink SNR.
+    for d in fake_sweep.iterdir():
+        lines = (d / "metrics.jsonl").read_text().splitlines()
+        (d / "metrics.jsonl").write_text(
+            "\n".join(json.dumps({"round": json.loads(s)["round"], "test_acc": 0.5}) for s in lines)
+        )
+    _check_files(make_plots([fake_sweep], tmp_path / "figs2", "snr"), "snr")
+    assert capsys.readouterr().out.count("curves.") == 2
+
+
+def test_plot_tsne(tmp_path):
+    from semfed.plot import make_plots
+
+    run = tmp_path / "run"
+    _fake_run(run, "fedcl", 0, 5.0, [0.4, 0.5])
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 40)
+    feats = rng.normal(size=(120, 8)) + labels[:, None] * 3.0
+    np.savez(run / "features.npz", features=feats, labels=labels, snr_db=np.array([5.0, 5.0]))
+    _check_files(make_plots([run], tmp_path / "figs", "tsne"), "tsne")
+
+
+def test_plot_errors_are_one_line(tmp_path, capsys):
+    from semfed.plot import make_plots
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["plot", str(empty), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "holds no run" in err and len(err.strip().splitlines()) == 1
+    run = tmp_path / "run"
+    _fake_run(run, "fedcl", 0, 5.0, [0.4])
+    with pytest.raises(UserError, match=r"features\.npz"):
+        make_plots([run], tmp_path / "o", "tsne")
+    (run / "config.toml").unlink()
+    (run / "summary.json").unlink()
+    (run / "metrics.jsonl").write_text(json.dumps({"round": 0, "loss": 1.0}) + "\n")
+    with pytest.raises(UserError, match="test accuracies"):
+        make_plots([run], tmp_path / "o", "curves")
+    with pytest.raises(UserError, match="no SNR results"):
+        make_plots([run], tmp_path / "o", "snr")
