@@ -28,7 +28,12 @@ import tensorflow as tf
 from semfed.config import RunConfig
 from semfed.evaluation import Evaluator
 from semfed.federation import Client, batch_schedule
-from semfed.losses import class_feature_sums, local_centroids, masked_regularized_task_loss
+from semfed.losses import (
+    class_feature_sums,
+    local_centroids,
+    masked_regularized_task_loss,
+    regularized_task_loss,
+)
 from semfed.radio import RadioLinks, normalize_power
 
 BITS_PER_NUMBER = 32  # parameters and prototypes travel as float32
@@ -123,6 +128,49 @@ class LocalPass:
         return local_centroids(self.sums, self.counts)
 
 
+def cut_layer_gradients(
+    encoder: keras.Model,
+    decoder: keras.Model,
+    x: tf.Tensor,
+    y: tf.Tensor,
+    targets: tf.Tensor,
+    target_mask: tf.Tensor | None,
+    lam: float,
+    reduction: str,
+    uplink: Callable[[tf.Tensor], tf.Tensor],
+    downlink: Callable[[tf.Tensor], tf.Tensor],
+):
+    """Gradients of one mini-batch of encoder -> uplink -> decoder, not applied.
+
+    The channel is never differentiated: the encoder's gradient is whatever
+    ``downlink`` makes of dL/df_hat (the received gradient in FedCL, dL/df_hat
+    itself when the client holds the whole model). ``uplink`` maps power-normalised
+    features [B, d] to received ones [B, d].
+
+    x float32 [B, H, W, C], y int32 [B], targets float32 [C, d] (centroids or
+    prototypes), target_mask float32 [C] or None (classes without a target are
+    left out of the regulariser) -> (loss, cross-entropy, regularizer, f_hat
+    [B, d], decoder gradients, encoder gradients, gradient used at f [B, d]).
+    """
+    with tf.GradientTape() as enc_tape:
+        f = normalize_power(encoder(x, training=True))
+    f_hat = uplink(tf.stop_gradient(f))
+    with tf.GradientTape() as dec_tape:
+        dec_tape.watch(f_hat)
+        logits = decoder(f_hat, training=True)
+        if target_mask is None:
+            loss, ce, reg = regularized_task_loss(logits, y, f_hat, targets, lam, reduction)
+        else:
+            loss, ce, reg = masked_regularized_task_loss(
+                logits, y, f_hat, targets, target_mask, lam, reduction
+            )
+    grads = dec_tape.gradient(loss, [*decoder.trainable_variables, f_hat])
+    dec_grads, g = grads[:-1], grads[-1]
+    g_used = downlink(g)
+    enc_grads = enc_tape.gradient(f, encoder.trainable_variables, output_gradients=g_used)
+    return loss, ce, reg, f_hat, dec_grads, enc_grads, g_used
+
+
 def local_model_step(
     encoder: keras.Model,
     decoder: keras.Model,
@@ -141,26 +189,21 @@ def local_model_step(
     decoder, all on the client. The uplink sits inside the model and is treated
     as the identity in back-propagation (straight-through): dL/df := dL/df_hat.
     No gradient crosses a downlink and the channel is never differentiated,
-    exactly as in FedCL with a noiseless downlink.
-
-    x float32 [B, H, W, C], y int32 [B], targets float32 [C, d] (prototypes;
-    zeros when unused), target_mask float32 [C], snr_ul scalar -> (loss,
-    cross-entropy, regularizer, f_hat [B, d], decoder gradients, encoder
-    gradients, dL/df_hat [B, d]).
+    exactly as in FedCL with a noiseless downlink. Shapes as
+    :func:`cut_layer_gradients`; snr_ul is a scalar.
     """
-    with tf.GradientTape() as enc_tape:
-        f = normalize_power(encoder(x, training=True))
-    f_hat = radio.uplink(tf.stop_gradient(f)[None], snr_ul[None])[0]
-    with tf.GradientTape() as dec_tape:
-        dec_tape.watch(f_hat)
-        logits = decoder(f_hat, training=True)
-        loss, ce, reg = masked_regularized_task_loss(
-            logits, y, f_hat, targets, target_mask, lam, reduction
-        )
-    grads = dec_tape.gradient(loss, [*decoder.trainable_variables, f_hat])
-    dec_grads, g = grads[:-1], grads[-1]
-    enc_grads = enc_tape.gradient(f, encoder.trainable_variables, output_gradients=g)
-    return loss, ce, reg, f_hat, dec_grads, enc_grads, g
+    return cut_layer_gradients(
+        encoder,
+        decoder,
+        x,
+        y,
+        targets,
+        target_mask,
+        lam,
+        reduction,
+        uplink=lambda f: radio.uplink(f[None], snr_ul[None])[0],
+        downlink=lambda g: g,
+    )
 
 
 def guarded_step(client: Client, gradients: Callable):

@@ -33,6 +33,7 @@ from semfed.algorithms.base import (
     LocalPass,
     TrainingDiverged,
     VariableStore,
+    cut_layer_gradients,
     guarded_step,
     mean_of,
     weighted_average,
@@ -41,13 +42,11 @@ from semfed.algorithms.base import (
 from semfed.config import ConfigError, RunConfig
 from semfed.federation import Client, make_optimizer
 from semfed.losses import (
-    masked_regularized_task_loss,
-    regularized_task_loss,
     scg_loss_infonce,
     scg_loss_printed,
 )
 from semfed.models import build_decoder, build_scg, scg_inputs
-from semfed.radio import RadioLinks, normalize_power
+from semfed.radio import RadioLinks
 
 # algorithm.name -> where the global centroids come from
 CENTROID_SOURCES = {"fedcl": "scg", "fedcl-meancentroid": "mean", "fedcl-nocentroid": "none"}
@@ -74,23 +73,18 @@ def split_learning_step(
     gradient g_check only: the channel is never differentiated. ``centroid_mask``
     float32 [C] (0/1) leaves classes without a centroid out of the regularizer.
     """
-    with tf.GradientTape() as enc_tape:
-        f = normalize_power(encoder(x, training=True))
-    f_hat = radio.uplink(tf.stop_gradient(f)[None], snr_ul[None])[0]
-    with tf.GradientTape() as dec_tape:
-        dec_tape.watch(f_hat)
-        logits = decoder(f_hat, training=True)
-        if centroid_mask is None:
-            loss, ce, reg = regularized_task_loss(logits, y, f_hat, centroids, lam, reduction)
-        else:
-            loss, ce, reg = masked_regularized_task_loss(
-                logits, y, f_hat, centroids, centroid_mask, lam, reduction
-            )
-    grads = dec_tape.gradient(loss, [*decoder.trainable_variables, f_hat])
-    dec_grads, g = grads[:-1], grads[-1]
-    g_check = radio.downlink(g[None], snr_dl[None])[0]
-    enc_grads = enc_tape.gradient(f, encoder.trainable_variables, output_gradients=g_check)
-    return loss, ce, reg, f_hat, dec_grads, enc_grads, g_check
+    return cut_layer_gradients(
+        encoder,
+        decoder,
+        x,
+        y,
+        centroids,
+        centroid_mask,
+        lam,
+        reduction,
+        uplink=lambda f: radio.uplink(f[None], snr_ul[None])[0],
+        downlink=lambda g: radio.downlink(g[None], snr_dl[None])[0],
+    )
 
 
 @dataclass
