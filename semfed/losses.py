@@ -94,46 +94,24 @@ def regularized_task_loss(
     global_centroids: tf.Tensor,
     lam: float,
     reduction: str = "mean",
+    target_mask: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Eq. 10: mean over the batch of CE(r, y) + lambda * ||f_hat - F^y||^2.
 
     logits float32 [N, C], labels int [N], features float32 [N, d] (received),
     global_centroids float32 [C, d] -> (total, cross-entropy, regularizer) scalars,
     where regularizer is the batch mean of the distance (before lambda).
-    """
-    ce = tf.reduce_mean(
-        tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=tf.cast(labels, tf.int32), logits=logits
-        )
-    )
-    reg = tf.reduce_mean(centroid_distance(features, labels, global_centroids, reduction))
-    return ce + lam * reg, ce, reg
 
-
-def masked_regularized_task_loss(
-    logits: tf.Tensor,
-    labels: tf.Tensor,
-    features: tf.Tensor,
-    targets: tf.Tensor,
-    target_mask: tf.Tensor,
-    lam: float,
-    reduction: str = "mean",
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Eq. 10 with targets that may be missing for some classes (FedProto's loss).
-
-    As :func:`regularized_task_loss`, but a sample whose class has no target
-    (``target_mask[y] == 0``: no client has sent a prototype of it yet, e.g. in
-    round 0) contributes 0 to the regularizer; the batch mean still divides by N,
-    as FedProto does.
-
-    logits float32 [N, C], labels int [N], features float32 [N, d] (received),
-    targets float32 [C, d], target_mask float32 [C] of 0/1 -> (total, cross-entropy,
-    regularizer) scalars.
+    ``target_mask`` float32 [C] of 0/1 (FedProto, mean centroids): a sample whose
+    class has no target yet (no client has sent one, e.g. in round 0) contributes
+    0 to the regularizer; the batch mean still divides by N, as FedProto does.
     """
     labels = tf.cast(labels, tf.int32)
     ce = tf.reduce_mean(
         tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     )
-    dist = centroid_distance(features, labels, targets, reduction)
-    reg = tf.reduce_mean(tf.gather(target_mask, labels) * dist)
+    dist = centroid_distance(features, labels, global_centroids, reduction)
+    if target_mask is not None:
+        dist = tf.gather(target_mask, labels) * dist
+    reg = tf.reduce_mean(dist)
     return ce + lam * reg, ce, reg

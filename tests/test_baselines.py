@@ -16,6 +16,7 @@ import typing
 import numpy as np
 import pytest
 import tensorflow as tf
+from tiny_setting import TINY_SETTING
 
 from semfed.algorithms import FedAvg, FedCL, FedProto, build_algorithm
 from semfed.checkpoint import load_checkpoint, save_checkpoint
@@ -24,36 +25,19 @@ from semfed.config import ALGORITHMS, AlgorithmConfig, ConfigError, load_config
 from semfed.data import load_dataset
 from semfed.evaluation import nearest_prototype
 from semfed.federation import build_clients
-from semfed.losses import masked_regularized_task_loss
+from semfed.losses import regularized_task_loss
 from semfed.partition import make_partition
 from semfed.radio import RadioLinks
 from semfed.train import _seed_everything, run_training
 
-# The tiny learnable setting of test_fedcl.py (synthetic 16x16 images, 3 clients
-# x 3 classes of 10, 32 shots), with identical encoders so that FedAvg can run
-# and every algorithm shares one config but algorithm.name.
+# The tiny setting of test_fedcl.py with identical encoders, so that FedAvg can
+# run and every algorithm shares one config but algorithm.name; round 0 is
+# trained but not evaluated.
 TINY = [
-    "data.name=synthetic",
-    "data.synthetic_image_size=16",
-    "data.synthetic_train_per_class=120",
-    "data.synthetic_test_per_class=40",
-    "partition.num_clients=3",
-    "partition.ways=3",
-    "partition.shots=32",
-    "partition.test_shots=20",
+    *TINY_SETTING,
     "model.encoders=homogeneous",
-    "model.encoder_width=8",
-    "model.decoder_hidden=[32]",
-    "model.scg_hidden=32",
-    "training.batch_size=16",
     "training.rounds=3",
-    "training.checkpoint_every=1",
-    "evaluation.every=2",  # round 0 is trained but not evaluated
-    "link.channel=awgn",
-    "link.uplink_snr_db=20.0",
-    "link.downlink_snr_db=20.0",
-    "output.progress=false",
-    "output.tensorboard=false",
+    "evaluation.every=2",
 ]
 K, D_K, B, D = 3, 3 * 32, 16, 64  # clients, samples per client, batch, feature dim
 
@@ -139,7 +123,9 @@ def test_masked_regularizer_skips_classes_without_target():
     feats = tf.constant([[1.0, 1.0], [3.0, 3.0]])
     targets = tf.constant([[0.0, 0.0], [0.0, 0.0], [9.0, 9.0]])
     mask = tf.constant([1.0, 0.0, 1.0])
-    loss, ce, reg = masked_regularized_task_loss(logits, labels, feats, targets, mask, 0.5, "mean")
+    loss, ce, reg = regularized_task_loss(
+        logits, labels, feats, targets, 0.5, "mean", target_mask=mask
+    )
     # sample 0: mean((1-0)^2, (1-0)^2) = 1; sample 1 has no target: 0; batch mean 0.5
     assert float(reg) == pytest.approx(0.5)
     assert float(ce) == pytest.approx(np.log(3.0))

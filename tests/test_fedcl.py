@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from tiny_setting import TINY_SETTING
 
 from semfed.config import load_config
 from semfed.data import load_dataset
@@ -24,29 +25,8 @@ from semfed.train import RunDirError, _seed_everything, run_training
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# A tiny learnable setting: synthetic 16x16 images, 3 clients x 3 classes.
-TINY = [
-    "data.name=synthetic",
-    "data.synthetic_image_size=16",
-    "data.synthetic_train_per_class=120",
-    "data.synthetic_test_per_class=40",
-    "partition.num_clients=3",
-    "partition.ways=3",
-    "partition.shots=32",
-    "partition.test_shots=20",
-    "model.encoders=heterogeneous",
-    "model.encoder_width=8",
-    "model.decoder_hidden=[32]",
-    "model.scg_hidden=32",
-    "training.batch_size=16",
-    "training.rounds=4",
-    "training.checkpoint_every=1",
-    "link.channel=awgn",
-    "link.uplink_snr_db=20.0",
-    "link.downlink_snr_db=20.0",
-    "output.progress=false",
-    "output.tensorboard=false",
-]
+# A tiny learnable setting with heterogeneous encoders.
+TINY = [*TINY_SETTING, "model.encoders=heterogeneous", "training.rounds=4"]
 
 
 def tiny_config(*extra: str):

@@ -31,7 +31,6 @@ from semfed.federation import Client, batch_schedule
 from semfed.losses import (
     class_feature_sums,
     local_centroids,
-    masked_regularized_task_loss,
     regularized_task_loss,
 )
 from semfed.radio import RadioLinks, normalize_power
@@ -158,12 +157,9 @@ def cut_layer_gradients(
     with tf.GradientTape() as dec_tape:
         dec_tape.watch(f_hat)
         logits = decoder(f_hat, training=True)
-        if target_mask is None:
-            loss, ce, reg = regularized_task_loss(logits, y, f_hat, targets, lam, reduction)
-        else:
-            loss, ce, reg = masked_regularized_task_loss(
-                logits, y, f_hat, targets, target_mask, lam, reduction
-            )
+        loss, ce, reg = regularized_task_loss(
+            logits, y, f_hat, targets, lam, reduction, target_mask
+        )
     grads = dec_tape.gradient(loss, [*decoder.trainable_variables, f_hat])
     dec_grads, g = grads[:-1], grads[-1]
     g_used = downlink(g)

@@ -1,0 +1,26 @@
+"""The tiny learnable setting shared by the training tests.
+
+Synthetic 16x16 images, 3 clients x 3 classes of 10, 32 shots each, small models,
+an AWGN link at 20 dB; each test module adds its encoders and budget.
+"""
+
+TINY_SETTING = [
+    "data.name=synthetic",
+    "data.synthetic_image_size=16",
+    "data.synthetic_train_per_class=120",
+    "data.synthetic_test_per_class=40",
+    "partition.num_clients=3",
+    "partition.ways=3",
+    "partition.shots=32",
+    "partition.test_shots=20",
+    "model.encoder_width=8",
+    "model.decoder_hidden=[32]",
+    "model.scg_hidden=32",
+    "training.batch_size=16",
+    "training.checkpoint_every=1",
+    "link.channel=awgn",
+    "link.uplink_snr_db=20.0",
+    "link.downlink_snr_db=20.0",
+    "output.progress=false",
+    "output.tensorboard=false",
+]
