@@ -10,11 +10,21 @@ atomically after each one finishes.
 
 Seeds (``--seeds N``) set ``training.seed`` to 0..N-1 only: ``partition.seed`` is
 kept, so every seed of a sweep trains on the same split.
+
+Backends: ``local`` runs at most ``workers`` runs at once from a thread pool;
+``ray`` (the ``distributed`` extra) makes each run a Ray task asking for
+``cpus_per_run`` CPUs and ``gpus_per_run`` GPUs, on a local Ray started with
+``workers`` CPUs or on the cluster at ``ray_address``. Either way the task is the
+same ``semfed train`` process (:func:`execute_run`), and skipping, resuming and
+``sweep.csv`` are the same. On a cluster the config file and ``OUT`` must be on a
+filesystem shared by every node (the runs write there and the driver reads their
+``summary.json``), and every node needs semfed installed.
 """
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import itertools
 import json
@@ -36,6 +46,10 @@ from semfed.io import write_json_atomic, write_text_atomic
 ERROR_TAIL_LINES = 20
 MAX_NAME = 150
 STATUSES = ("done", "failed", "skipped-done", "pending")
+BACKENDS = ("local", "ray")
+RAY_MISSING = "the Ray backend needs the 'distributed' extra: pip install 'semfed[distributed]'"
+# Environment variables of the driver passed on to Ray tasks (a cluster node has its own).
+FORWARD_ENV_PREFIXES = ("SEMFED_", "TF_CPP_")
 
 
 class SweepError(ConfigError):
@@ -219,6 +233,35 @@ def _stderr_tail(text: str, lines: int = ERROR_TAIL_LINES) -> str:
     return "\n".join(kept[-lines:]) + "\n" if kept else ""
 
 
+def execute_run(
+    argv: Sequence[str],
+    run_dir: str | Path,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
+) -> tuple[int, str, float]:
+    """Run ``python -m semfed ARGV`` with its output in ``run_dir``/std{out,err}.log.
+
+    Returns ``(returncode, stderr_text, wall_s)``. The interpreter and the
+    environment are those of the process this runs in (a Ray worker: its GPUs in
+    ``CUDA_VISIBLE_DEVICES``), updated with ``env``; ``cwd`` is used when it exists
+    there. A top-level function so that Ray can ship it to its workers.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **(env or {})}
+    full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if cwd is not None and not os.path.isdir(cwd):
+        cwd = None
+    cmd = [sys.executable, "-m", "semfed", *argv]
+    t0 = time.time()
+    with open(run_dir / "stdout.log", "w") as fo, open(run_dir / "stderr.log", "w+") as fe:
+        # An exception here (a cancelled Ray task: KeyboardInterrupt) kills the process.
+        rc = subprocess.run(cmd, stdout=fo, stderr=fe, env=full_env, cwd=cwd, check=False)
+        fe.seek(0)
+        err_text = fe.read()
+    return rc.returncode, err_text, time.time() - t0
+
+
 def run_sweep(
     config_path: str | Path,
     grid: list[tuple[str, list[str]]],
@@ -229,10 +272,21 @@ def run_sweep(
     workers: int = 1,
     dump_features: bool = False,
     log: Callable[[str], None] = print,
+    backend: str = "local",
+    ray_address: str | None = None,
+    cpus_per_run: float = 1,
+    gpus_per_run: float = 0,
 ) -> list[SweepRun]:
-    """Run (or continue) the sweep; returns every run with its status."""
+    """Run (or continue) the sweep; returns every run with its status.
+
+    ``backend="ray"``: each run is a Ray task with ``cpus_per_run`` CPUs and
+    ``gpus_per_run`` GPUs, on a local Ray with ``workers`` CPUs, or, with
+    ``ray_address``, on that cluster (``workers`` unused; the config file and
+    ``out`` must then be on a filesystem every node shares).
+    """
     if workers < 1:
         raise SweepError(f"--workers {workers}: expected >= 1")
+    _check_backend(backend, ray_address, cpus_per_run, gpus_per_run, workers)
     out = Path(out)
     runs = plan_runs(config_path, grid, overrides, seeds)
     grid_keys = [k for k, _ in grid]
@@ -288,28 +342,26 @@ def run_sweep(
         if run.status != "pending":
             finished(run, ": " + run.error.strip() if run.status == "failed" else "")
 
-    def execute(item: tuple[SweepRun, bool]) -> None:
-        run, resume = item
-        run_dir = out / run.name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "semfed", "train", "--config", str(config_path)]
+    config_abs = str(Path(config_path).resolve())
+
+    def train_argv(run: SweepRun, resume: bool) -> list[str]:
+        argv = ["train", "--config", config_abs]
         for o in [*run.overrides, "output.progress=false"]:
-            cmd += ["--set", o]
-        cmd += ["--out", str(run_dir)]
+            argv += ["--set", o]
+        argv += ["--out", str((out / run.name).resolve())]
         if resume:
-            cmd.append("--resume")
+            argv.append("--resume")
         if dump_features:
-            cmd.append("--dump-features")
+            argv.append("--dump-features")
+        return argv
+
+    def started(run: SweepRun, resume: bool, verb: str = "start") -> None:
         with lock:
-            log(f"start {run.name}{' (resume)' if resume else ''}")
-        env = dict(os.environ)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        t0 = time.time()
-        with open(run_dir / "stdout.log", "w") as fo, open(run_dir / "stderr.log", "w+") as fe:
-            rc = subprocess.run(cmd, stdout=fo, stderr=fe, env=env, check=False).returncode
-            fe.seek(0)
-            err_text = fe.read()
-        wall = time.time() - t0
+            log(f"{verb} {run.name}{' (resume)' if resume else ''}")
+
+    def record(run: SweepRun, rc: int, err_text: str, wall: float) -> None:
+        """Bookkeeping of a finished run, whichever backend ran it."""
+        run_dir = out / run.name
         summary = _read_summary(run_dir)
         if rc == 0 and summary is not None and summary.get("config_hash") == run.config_hash:
             run.status = "done"
@@ -326,10 +378,135 @@ def run_sweep(
             note = ": " + run.error.strip().splitlines()[-1]
         finished(run, note)
 
-    if todo:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(execute, todo))
+    if not todo:
+        return runs
+    if backend == "ray":
+        _run_on_ray(
+            todo,
+            train_argv,
+            started,
+            record,
+            out=out,
+            ray_address=ray_address,
+            workers=workers,
+            cpus_per_run=cpus_per_run,
+            gpus_per_run=gpus_per_run,
+        )
+        return runs
+
+    def execute(item: tuple[SweepRun, bool]) -> None:
+        run, resume = item
+        started(run, resume)
+        record(run, *execute_run(train_argv(run, resume), out / run.name))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(execute, todo))
     return runs
 
 
-__all__ = ["SweepError", "SweepRun", "parse_grid", "plan_runs", "run_sweep", "split_values"]
+def _check_backend(
+    backend: str,
+    ray_address: str | None,
+    cpus_per_run: float,
+    gpus_per_run: float,
+    workers: int,
+) -> None:
+    if backend not in BACKENDS:
+        raise SweepError(f"--backend {backend}: expected one of {', '.join(BACKENDS)}")
+    if backend == "local":
+        if ray_address is not None:
+            raise SweepError("--ray-address needs --backend ray")
+        if cpus_per_run != 1 or gpus_per_run != 0:
+            raise SweepError("--cpus-per-run and --gpus-per-run need --backend ray")
+        return
+    if importlib.util.find_spec("ray") is None:
+        raise SweepError(RAY_MISSING)
+    if ray_address is not None and not ray_address.strip():
+        raise SweepError("--ray-address: empty address")
+    if not cpus_per_run >= 0:
+        raise SweepError(f"--cpus-per-run {cpus_per_run}: expected >= 0")
+    if not gpus_per_run >= 0:
+        raise SweepError(f"--gpus-per-run {gpus_per_run}: expected >= 0")
+    if ray_address is None and cpus_per_run > workers:
+        raise SweepError(
+            f"--cpus-per-run {cpus_per_run} exceeds the local Ray's {workers} CPUs (--workers)"
+        )
+
+
+def _run_on_ray(
+    todo: Sequence[tuple[SweepRun, bool]],
+    train_argv: Callable[[SweepRun, bool], list[str]],
+    started: Callable[..., None],
+    record: Callable[[SweepRun, int, str, float], None],
+    *,
+    out: Path,
+    ray_address: str | None,
+    workers: int,
+    cpus_per_run: float,
+    gpus_per_run: float,
+) -> None:
+    """Each run a Ray task (:func:`execute_run`), recorded as it finishes."""
+    try:
+        import ray
+        from ray.exceptions import RayError
+    except ImportError:
+        raise SweepError(RAY_MISSING) from None
+    # Shut down at the end only what we started: our local Ray is stopped, a
+    # cluster is only disconnected from; a Ray the caller started is left alone.
+    ours = not ray.is_initialized()
+    init: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "ignore_reinit_error": True,
+    }
+    if ray_address is not None:
+        try:
+            ray.init(address=ray_address, **init)
+        except (ConnectionError, ValueError, RuntimeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise SweepError(f"--ray-address {ray_address}: {first}") from None
+    else:
+        ray.init(address="local", num_cpus=workers, **init)
+    refs: dict[Any, SweepRun] = {}
+    try:
+        if ray_address is None and gpus_per_run > 0:
+            have = ray.cluster_resources().get("GPU", 0)
+            if have < gpus_per_run:
+                raise SweepError(f"--gpus-per-run {gpus_per_run}: the local Ray has {have:g} GPUs")
+        task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)(execute_run)
+        env = {k: v for k, v in os.environ.items() if k.startswith(FORWARD_ENV_PREFIXES)}
+        cwd = os.getcwd()
+        for run, resume in todo:
+            run_dir = str((out / run.name).resolve())
+            refs[task.remote(train_argv(run, resume), run_dir, env, cwd)] = run
+            started(run, resume, "submit")
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1)
+            for ref in ready:
+                run = refs.pop(ref)
+                try:
+                    rc, err_text, wall = ray.get(ref)
+                except RayError as err:
+                    lines = [line for line in str(err).splitlines() if line.strip()]
+                    last = lines[-1].strip() if lines else type(err).__name__
+                    rc, err_text, wall = -1, f"Ray task failed: {last}\n", 0.0
+                record(run, rc, err_text, wall)
+    finally:
+        if refs:  # interrupted: cancelling makes each task kill its semfed train process
+            for ref in refs:
+                ray.cancel(ref)
+            ray.wait(list(refs), num_returns=len(refs), timeout=10)
+        if ours:
+            ray.shutdown()
+
+
+__all__ = [
+    "BACKENDS",
+    "SweepError",
+    "SweepRun",
+    "execute_run",
+    "parse_grid",
+    "plan_runs",
+    "run_sweep",
+    "split_values",
+]

@@ -151,6 +151,46 @@ def test_sweep_failure_recorded_and_rerun_skips_and_resumes(tiny_toml, tmp_path,
     assert json.loads((out / "sweep.json").read_text())["grid"] == {"partition.ways": ["2", "99"]}
 
 
+def test_sweep_backend_options_rejected_with_one_line(tiny_toml, tmp_path, capsys):
+    base = ["sweep", "--config", str(tiny_toml), "--grid", "link.uplink_snr_db=0,10"]
+    base += ["--out", str(tmp_path / "sweep")]
+    for extra, message in (
+        (["--ray-address", "auto"], "needs --backend ray"),
+        (["--gpus-per-run", "1"], "need --backend ray"),
+        (["--backend", "ray", "--cpus-per-run", "3", "--workers", "2"], "exceeds"),
+        (["--backend", "ray", "--gpus-per-run", "-1"], "expected >= 0"),
+    ):
+        assert main([*base, *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "sweep").exists()  # rejected before anything is written
+
+
+def test_sweep_ray_backend_local_cluster(tiny_toml, tmp_path, capsys):
+    import ray
+
+    out = tmp_path / "sweep"
+    cmd = ["sweep", "--config", str(tiny_toml), "--grid", "link.uplink_snr_db=10,20"]
+    cmd += ["--out", str(out), "--backend", "ray", "--workers", "2"]
+    assert main(cmd) == 0
+    assert not ray.is_initialized()  # the local Ray it started is shut down
+    rows = read_csv(out / "sweep.csv")
+    assert set(rows) == {"link.uplink_snr_db=10", "link.uplink_snr_db=20"}
+    for name, row in rows.items():
+        assert row["status"] == "done"
+        assert 0.0 <= float(row["final_test_acc"]) <= float(row["best_test_acc"]) <= 1.0
+        summary = json.loads((out / name / "summary.json").read_text())
+        assert summary["config_hash"] == row["config_hash"]
+        assert not (out / name / "error.txt").exists()
+    assert capsys.readouterr().out.count("submit link.uplink_snr_db=") == 2
+
+    # Rerun on Ray: both are skipped, as with the local backend (no Ray is started).
+    assert main(cmd) == 0
+    rows = read_csv(out / "sweep.csv")
+    assert {row["status"] for row in rows.values()} == {"skipped-done"}
+    assert capsys.readouterr().out.count("skipped-done link.uplink_snr_db=") == 2
+
+
 # ---------------------------------------------------------------- plot, from fixtures
 
 

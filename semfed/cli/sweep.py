@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "same command skips finished runs and resumes unfinished ones; a failing run is "
         "recorded (OUT/<run>/error.txt) and the others go on. OUT/sweep.csv summarises every "
         "run. --seeds sets training.seed only (the partition stays the same across seeds). "
-        "Local processes only: a Ray backend is not built yet.",
+        "--backend ray (pip install 'semfed[distributed]') makes each run a Ray task, on a "
+        "local Ray or on the cluster at --ray-address; on a cluster the config file and OUT "
+        "must be on a filesystem shared by every node, which also need semfed installed.",
     )
     add_config_arguments(p)
     p.add_argument(
@@ -39,7 +41,35 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="runs at once, each a separate process (default 1)",
+        help="runs at once, each a separate process (default 1); with --backend ray, the "
+        "CPUs of the local Ray (unused with --ray-address)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["local", "ray"],
+        default="local",
+        help="local: a pool of --workers processes (default); ray: each run a Ray task "
+        "(needs the 'distributed' extra)",
+    )
+    p.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="with --backend ray: the Ray cluster to run on (e.g. ray://head:10001 or auto); "
+        "OUT and the config must be on a filesystem all nodes share (default: a local Ray)",
+    )
+    p.add_argument(
+        "--cpus-per-run",
+        type=float,
+        default=1,
+        metavar="N",
+        help="with --backend ray: CPUs each run's Ray task asks for (default 1)",
+    )
+    p.add_argument(
+        "--gpus-per-run",
+        type=float,
+        default=0,
+        metavar="N",
+        help="with --backend ray: GPUs each run's Ray task asks for, fractions allowed (default 0)",
     )
     p.add_argument(
         "--dump-features",
@@ -62,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         dump_features=args.dump_features,
         log=lambda line: print(line, flush=True),
+        backend=args.backend,
+        ray_address=args.ray_address,
+        cpus_per_run=args.cpus_per_run,
+        gpus_per_run=args.gpus_per_run,
     )
     failed = [r for r in runs if r.status == "failed"]
     print(
