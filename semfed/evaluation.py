@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from semfed.federation import Client
 from semfed.radio import RadioLinks, normalize_power
+from semfed.workspace import Workspaces
 
 
 def nearest_prototype(
@@ -38,54 +39,75 @@ def nearest_prototype(
 class Evaluator:
     """Accuracy per client at one or several uplink SNRs.
 
-    ``decoder``: one decoder for every client, or a list with one per client.
+    ``decoder``: one decoder for every client, or a list with one per client
+    (then each must be the client's own ``client.decoder``).
     ``prototypes``: when given, a function returning (prototypes float32 [C, d],
     mask float32 [C]); :meth:`evaluate` then also reports ``test_acc_proto``.
 
-    Test sets are padded (by repetition) to a multiple of ``batch_size`` so each
-    client's compiled function keeps one input shape.
+    The functions are compiled once per workspace (architecture), not per
+    client, and test sets are padded (by repetition) to a multiple of
+    ``batch_size`` so they keep one input shape.
     """
 
     def __init__(
         self,
         clients: list[Client],
+        workspaces: Workspaces,
         decoder: keras.Model | Sequence[keras.Model],
         radio: RadioLinks,
         batch_size: int,
         prototypes: Callable[[], tuple[tf.Tensor, tf.Tensor]] | None = None,
     ) -> None:
         self.clients = clients
-        decoders = list(decoder) if isinstance(decoder, list | tuple) else [decoder] * len(clients)
-        self.decoders = dict(zip([c.id for c in clients], decoders, strict=True))
+        self.workspaces = workspaces
+        self.own_decoders = isinstance(decoder, list | tuple)
+        if self.own_decoders and any(
+            d is not c.decoder for d, c in zip(decoder, clients, strict=True)
+        ):
+            raise ValueError("per-client decoders must be the clients' own decoders")
         self.radio = radio
         self.batch_size = batch_size
         self.prototypes = prototypes
-        self._fns = {c.id: self._make_fn(c, self.decoders[c.id]) for c in clients}
+        self._received = {id(ws): self._make_received(ws.encoder) for ws in workspaces}
+        if self.own_decoders:
+            self._predict = {id(ws): self._make_predict(ws.decoder) for ws in workspaces}
+        else:
+            shared = self._make_predict(decoder)
+            self._predict = {id(ws): shared for ws in workspaces}
 
-    def _make_fn(self, client: Client, decoder: keras.Model):
-        encoder, radio = client.encoder, self.radio
+    def _make_received(self, encoder: keras.Model):
+        radio = self.radio
 
         @tf.function
         def received(x, snr_db):
             f = normalize_power(encoder(x, training=False))
             return radio.uplink(f[None], snr_db[None])[0]
 
+        return received
+
+    @staticmethod
+    def _make_predict(decoder: keras.Model):
         @tf.function
         def predict(f_hat):
             return tf.argmax(decoder(f_hat, training=False), axis=1, output_type=tf.int32)
 
-        return received, predict
+        return predict
 
     def received_features(self, client: Client, snr_db: float) -> np.ndarray:
         """Received test features float32 [n_k, d] of one client at ``snr_db``."""
-        received, _ = self._fns[client.id]
+        ws = self.workspaces.view(client)
+        received = self._received[id(ws)]
         n = client.y_test.size
         b = min(self.batch_size, n)
         pad = math.ceil(n / b) * b
         idx = np.resize(np.arange(n), pad)
         snr = tf.constant(snr_db, tf.float32)
-        out = [received(tf.constant(client.x_test[i]), snr).numpy() for i in idx.reshape(-1, b)]
-        return np.concatenate(out)[:n]
+        out = [received(tf.constant(client.x_test[i]), snr) for i in idx.reshape(-1, b)]
+        return tf.concat(out, 0).numpy()[:n]
+
+    def _predictions(self, client: Client, f_hat: np.ndarray) -> np.ndarray:
+        ws = self.workspaces.view(client)
+        return self._predict[id(ws)](tf.constant(f_hat)).numpy()
 
     def evaluate(self, snr_db: list[float]) -> dict[str, list[float]]:
         """Accuracies of every client (in order), client k's uplink at ``snr_db[k]``.
@@ -104,8 +126,7 @@ class Evaluator:
                     accs.append(float("nan"))
                 continue
             f_hat = self.received_features(c, snr)
-            _, predict = self._fns[c.id]
-            pred = predict(tf.constant(f_hat)).numpy()
+            pred = self._predictions(c, f_hat)
             out["test_acc"].append(float(np.mean(pred == c.y_test)))
             if protos is not None:
                 nearest = nearest_prototype(f_hat, *protos)

@@ -34,6 +34,7 @@ from semfed.losses import (
     regularized_task_loss,
 )
 from semfed.radio import RadioLinks, normalize_power
+from semfed.workspace import Workspace, Workspaces
 
 BITS_PER_NUMBER = 32  # parameters and prototypes travel as float32
 
@@ -202,8 +203,11 @@ def local_model_step(
     )
 
 
-def guarded_step(client: Client, gradients: Callable):
-    """Compile one client's training step around a gradient function.
+def guarded_step(client: Client | Workspace, gradients: Callable):
+    """Compile a training step around a gradient function.
+
+    ``client`` is a :class:`Workspace` (one step per architecture, borrowed by
+    every client of that architecture) or anything with the same four models.
 
     ``gradients(x, y, *args)`` returns (loss, ce, reg, f_hat, decoder gradients,
     encoder gradients, another tensor to check). The step applies the gradients
@@ -258,6 +262,12 @@ class Algorithm:
         self.feature_dim = config.model.feature_dim
         sizes = np.array([c.num_train for c in clients], dtype=np.float64)
         self.weights = sizes / sizes.sum()  # D_k / D
+        self.workspaces = Workspaces(clients)
+
+    def compile_steps(self, make_step: Callable[[Workspace], Callable]) -> dict[int, Callable]:
+        """``make_step(workspace)`` once per architecture -> the step of every client id."""
+        built = {id(ws): make_step(ws) for ws in self.workspaces}
+        return {c.id: built[id(self.workspaces.of(c))] for c in self.clients}
 
     # ------------------------------------------------------------ interface
 
@@ -275,7 +285,7 @@ class Algorithm:
 
     def make_evaluator(self, batch_size: int) -> Evaluator:
         """Each client's encoder, its uplink and the global decoder."""
-        return Evaluator(self.clients, self.decoder, self.radio, batch_size)
+        return Evaluator(self.clients, self.workspaces, self.decoder, self.radio, batch_size)
 
     def client_models(self) -> dict[str, keras.Model]:
         """Each client's encoder and its decoder instance (FedCL: phi_k at the BS)."""
@@ -304,8 +314,9 @@ class Algorithm:
     ) -> LocalPass:
         """Client ``client``'s local iterations of one round.
 
-        Draws the round's batch schedule from ``rng``, calls the compiled
-        ``step(x, y, *step_args)`` on each mini-batch and accumulates the
+        Draws the round's batch schedule from ``rng``, borrows the client's
+        workspace, calls the compiled ``step(x, y, *step_args)`` (from
+        :meth:`compile_steps`) on each mini-batch and accumulates the
         received features per class. Raises :class:`TrainingDiverged` (the bad
         update is not applied) on a NaN or Inf.
         """
@@ -313,32 +324,32 @@ class Algorithm:
         schedule = batch_schedule(
             client.num_train, cfg.batch_size, cfg.local_epochs, cfg.local_iterations, rng
         )
-        losses, ces, regs = [], [], []
-        sums = tf.zeros([self.num_classes, self.feature_dim])
-        counts = tf.zeros([self.num_classes])
-        sq_sums = tf.zeros([self.num_classes])
-        for idx in schedule:
-            labels = client.y_train[idx]
-            loss, ce, reg, f_hat, finite = step(
-                tf.constant(client.x_train[idx]), tf.constant(labels), *step_args
+        outputs = []
+        with self.workspaces.borrow(client):
+            for idx in schedule:
+                x, y = tf.constant(client.x_train[idx]), tf.constant(client.y_train[idx])
+                outputs.append(step(x, y, *step_args))
+        # One device-to-host transfer per pass, not per mini-batch: a non-finite
+        # step was not applied (the guard), so finding it after the pass is enough.
+        loss, ce, reg, f_hat, finite = (tf.stack(t) for t in zip(*outputs, strict=True))
+        finite = finite.numpy()
+        if not finite.all():
+            bad = int(np.argmin(finite))
+            raise TrainingDiverged(
+                f"NaN or Inf in the loss or a gradient in round {round_index}, client "
+                f"{client.id}, mini-batch {bad} (loss = {float(loss[bad])}); the update was "
+                "not applied"
             )
-            if not bool(finite):
-                raise TrainingDiverged(
-                    f"NaN or Inf in the loss or a gradient in round {round_index}, client "
-                    f"{client.id} (loss = {float(loss)}); the update was not applied"
-                )
-            losses.append(float(loss))
-            ces.append(float(ce))
-            regs.append(float(reg))
-            s, n = class_feature_sums(f_hat, labels, self.num_classes)
-            sums += s
-            counts += n
-            sq_sums += tf.math.unsorted_segment_sum(
-                tf.reduce_sum(tf.square(f_hat), axis=1), labels, self.num_classes
-            )
+        labels = client.y_train[schedule.reshape(-1)]
+        f_hat = tf.reshape(f_hat, [-1, self.feature_dim])
+        sums, counts = class_feature_sums(f_hat, labels, self.num_classes)
+        sq_sums = tf.math.unsorted_segment_sum(
+            tf.reduce_sum(tf.square(f_hat), axis=1), labels, self.num_classes
+        )
+        losses, ces, regs = (t.numpy().astype(float).tolist() for t in (loss, ce, reg))
         return LocalPass(losses, ces, regs, sums, counts, sq_sums, int(schedule.size))
 
-    def make_local_model_step(self, client: Client, lam: float):
+    def make_local_model_step(self, client: Client | Workspace, lam: float):
         """The compiled step of a client holding the whole model (FedAvg, FedProto):
         ``step(x, y, targets [C, d], target_mask [C], snr_ul)``."""
         encoder, decoder, radio = client.encoder, client.decoder, self.radio

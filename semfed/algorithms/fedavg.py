@@ -62,7 +62,7 @@ class FedAvg(Algorithm):
         self.num_parameters = int(
             sum(np.prod(w.shape) for w in [*clients[0].encoder.weights, *self.decoder.weights])
         )
-        self._steps = {c.id: self.make_local_model_step(c, lam=0.0) for c in clients}
+        self._steps = self.compile_steps(lambda ws: self.make_local_model_step(ws, lam=0.0))
         self._no_targets = tf.zeros([num_classes, self.feature_dim])
         self._no_mask = tf.zeros([num_classes])
 

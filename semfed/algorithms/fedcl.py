@@ -47,6 +47,7 @@ from semfed.losses import (
 )
 from semfed.models import build_decoder, build_scg, scg_inputs
 from semfed.radio import RadioLinks
+from semfed.workspace import Workspace
 
 # algorithm.name -> where the global centroids come from
 CENTROID_SOURCES = {"fedcl": "scg", "fedcl-meancentroid": "mean", "fedcl-nocentroid": "none"}
@@ -135,7 +136,7 @@ class FedCL(Algorithm):
         # phi_k of every client starts from the same global decoder.
         for c in clients:
             c.decoder.set_weights(self.decoder.get_weights())
-        self._steps = {c.id: self._make_client_step(c) for c in clients}
+        self._steps = self.compile_steps(self._make_client_step)
         if self.scg is not None:
             self._scg_step = self._make_scg_step()
 
@@ -161,8 +162,8 @@ class FedCL(Algorithm):
 
     # ------------------------------------------------------------ compiled steps
 
-    def _make_client_step(self, client: Client):
-        """``step(x, y, centroids, snr_ul, snr_dl[, centroid_mask])``."""
+    def _make_client_step(self, client: Client | Workspace):
+        """``step(x, y, centroids, snr_ul, snr_dl[, centroid_mask])`` on ``client``'s models."""
         encoder, decoder, radio = client.encoder, client.decoder, self.radio
         lam, reduction = self.lam, self.config.algorithm.reg_reduction
 

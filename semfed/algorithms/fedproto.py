@@ -64,7 +64,8 @@ class FedProto(Algorithm):
         self.prototypes = VariableStore(
             prototypes=np.zeros((num_classes, self.feature_dim)), mask=np.zeros(num_classes)
         )
-        self._steps = {c.id: self.make_local_model_step(c, config.algorithm.lam) for c in clients}
+        lam = config.algorithm.lam
+        self._steps = self.compile_steps(lambda ws: self.make_local_model_step(ws, lam))
 
     def global_prototypes(self) -> tuple[tf.Tensor, tf.Tensor]:
         """(P float32 [C, d], mask float32 [C]: 1 where class c has a prototype)."""
@@ -114,6 +115,7 @@ class FedProto(Algorithm):
         """Own encoder + own decoder, and nearest global prototype."""
         return Evaluator(
             self.clients,
+            self.workspaces,
             [c.decoder for c in self.clients],
             self.radio,
             batch_size,
