@@ -5,8 +5,19 @@
 * ``snr``: final accuracy vs SNR, one curve per setting (usually the algorithm):
   from ``test_acc_by_snr`` (evaluation at several SNRs) when the runs have it,
   else from runs that differ in ``link.uplink_snr_db`` (a sweep).
+* ``vs``: final (or best) accuracy vs any config key ``x`` (``partition.ways``
+  for accuracy vs m), one curve per other setting, mean and min-max over seeds.
+* ``cost``: final accuracy vs the communication load of the whole run (real
+  values sent: two per channel symbol, one per 32 parameter bits), one point
+  per setting.
+* ``link``: feature NMSE and QPSK BER vs SNR from ``semfed link --out DIR``
+  (``DIR/link.csv``), one curve per channel, CSI and equalizer.
 * ``tsne``: t-SNE of the received test features (``features.npz`` from
   ``--dump-features``) coloured by class, one figure per run.
+
+Every kind takes ``note`` (appended to the title: the scale of a CPU-size
+run), ``where`` (keep runs whose config has these values) and ``by`` (one
+figure per value of a config key).
 """
 
 from __future__ import annotations
@@ -21,7 +32,7 @@ import numpy as np
 
 from semfed.cli import UserError
 
-KINDS = ("curves", "snr", "tsne")
+KINDS = ("curves", "snr", "vs", "cost", "link", "tsne")
 TSNE_MAX_POINTS = 2000
 # Keys that never define a distinct setting.
 IGNORED_PREFIXES = ("output.",)
@@ -132,7 +143,11 @@ def title_for(common: dict[str, Any], runs: list[dict[str, Any]], head: str) -> 
             parts.append(f"{name}={_fmt(common[key])}")
     seeds = {r["config"].get(SEED_KEY) for r in runs}
     parts.append(f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
-    return head + "\n" + ", ".join(parts)
+    text = head + "\n" + ", ".join(parts)
+    return text + ("\n" + _NOTE[0] if _NOTE[0] else "")
+
+
+_NOTE = [""]  # the current make_plots call's note (one figure at a time)
 
 
 def _figure():
@@ -306,18 +321,219 @@ def plot_tsne(runs: list[dict[str, Any]], out: Path, max_points: int = TSNE_MAX_
             bits.append(f"channel={cfg['link.channel']}")
         bits.append(f"{len(labels)} points")
         ax.set_title(
-            f"t-SNE of received features, {r['path'].name}\n" + ", ".join(b for b in bits if b),
+            f"t-SNE of received features, {r['path'].name}\n"
+            + ", ".join(b for b in bits if b)
+            + (f"\n{_NOTE[0]}" if _NOTE[0] else ""),
             fontsize=9,
         )
         paths += _save(plt, fig, out, stems[idx])
     return paths
 
 
-def make_plots(paths: list[str | Path], out: str | Path, kind: str = "curves") -> list[Path]:
+def _final_acc(run: dict[str, Any], metric: str = "final") -> float | None:
+    acc = run["summary"].get(f"{metric}_test_acc")
+    if acc is None:
+        accs = [m["test_acc"] for m in run["metrics"] if m.get("test_acc") is not None]
+        if accs:
+            acc = accs[-1] if metric == "final" else max(accs)
+    return None if acc is None else float(acc)
+
+
+def _numeric(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int | float):
+        return float(v)
+    return None
+
+
+def plot_vs(runs: list[dict[str, Any]], out: Path, x: str, metric: str = "final") -> list[Path]:
+    """Final (or best) accuracy vs config key ``x``, one curve per other setting."""
+    pts = {}
+    for r in runs:
+        xv, acc = _numeric(r["config"].get(x)), _final_acc(r, metric)
+        if xv is not None and acc is not None:
+            pts[id(r)] = (xv, acc * 100)
+    runs = [r for r in runs if id(r) in pts]
+    if not runs:
+        raise UserError(f"no finished run with a numeric {x} in its config")
+    groups, common = group_runs(runs, drop=(x,))
+    # keys derived from x in the same sweep (constant total: shots = total / ways)
+    plt, fig, ax = _figure()
+    for label, members in groups:
+        acc_by: dict[float, list[float]] = defaultdict(list)
+        for r in members:
+            xv, acc = pts[id(r)]
+            acc_by[xv].append(acc)
+        xs = sorted(acc_by)
+        ys = [acc_by[v] for v in xs]
+        (line,) = ax.plot(xs, [np.mean(y) for y in ys], marker="o", markersize=4, label=label)
+        lo, hi = [min(y) for y in ys], [max(y) for y in ys]
+        if any(h > lo_ for h, lo_ in zip(hi, lo, strict=True)):
+            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
+    ax.set_xlabel(AXIS_NAMES.get(x, x))
+    ax.set_ylabel(f"{metric} test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(
+        title_for(common, runs, f"{metric.capitalize()} accuracy vs {_short(x)}"), fontsize=9
+    )
+    return _save(plt, fig, out, f"vs_{_short(x)}")
+
+
+AXIS_NAMES = {
+    "partition.ways": "m (classes per client)",
+    "partition.num_clients": "K (clients)",
+    "link.uplink_snr_db": "uplink SNR (dB)",
+    "link.downlink_snr_db": "downlink SNR (dB)",
+    "link.max_speed_kmh": "UE speed (km/h)",
+    "link.cyclic_prefix_length": "cyclic prefix (samples)",
+    "algorithm.lam": "lambda",
+}
+
+
+def communication_load(run: dict[str, Any]) -> float | None:
+    """Real values sent over the whole run: 2 per channel symbol, 1 per 32 parameter bits."""
+    s = run["summary"]
+    keys = ("total_uplink_symbols", "total_downlink_symbols", "total_param_bits")
+    if not all(k in s for k in keys):
+        return None
+    return 2.0 * (s[keys[0]] + s[keys[1]]) + s[keys[2]] / 32.0
+
+
+def plot_cost(runs: list[dict[str, Any]], out: Path) -> list[Path]:
+    """Final accuracy against the communication load of the run, one point per setting."""
+    runs = [r for r in runs if communication_load(r) and _final_acc(r) is not None]
+    if not runs:
+        raise UserError("no finished run with communication totals in summary.json")
+    groups, common = group_runs(runs)
+    plt, fig, ax = _figure()
+    for label, members in groups:
+        load = np.mean([communication_load(r) for r in members])
+        accs = np.array([_final_acc(r) * 100 for r in members])
+        yerr = [[accs.mean() - accs.min()], [accs.max() - accs.mean()]]
+        ax.errorbar([load], [accs.mean()], yerr=yerr, marker="o", capsize=3, label=label)
+        ax.annotate(
+            label, (load, accs.mean()), fontsize=7, xytext=(4, 4), textcoords="offset points"
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("communication load of the run (real values sent, log scale)")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title(title_for(common, runs, "Accuracy vs communication load"), fontsize=9)
+    return _save(plt, fig, out, "cost")
+
+
+def plot_link(paths: list[Path], out: Path) -> list[Path]:
+    """Feature NMSE (dB) and QPSK BER vs SNR from ``link.csv`` files."""
+    import csv
+
+    rows = []
+    for p in paths:
+        f = p / "link.csv" if p.is_dir() else p
+        if not f.is_file():
+            raise UserError(f"{p}: no link.csv (make one with semfed link --out DIR)")
+        with f.open() as fh:
+            rows += list(csv.DictReader(fh))
+    if not rows:
+        raise UserError("link.csv has no rows")
+    curves: dict[tuple[str, str, str], list[dict[str, str]]] = defaultdict(list)
+    for r in rows:
+        curves[(r["channel"], r["csi"], r["equalizer"])].append(r)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_n, ax_b) = plt.subplots(1, 2, figsize=(11, 4.4))
+    for (channel, csi, eq), pts in sorted(curves.items()):
+        pts = sorted(pts, key=lambda r: float(r["snr_db"]))
+        snr = [float(r["snr_db"]) for r in pts]
+        label = f"{channel}, {csi} CSI, {eq}"
+        ax_n.plot(snr, [float(r["feature_nmse_db"]) for r in pts], marker="o", label=label)
+        ber = [float(r["ber_qpsk"]) if float(r["ber_qpsk"]) > 0 else np.nan for r in pts]
+        ax_b.semilogy(snr, ber, marker="o", label=label)
+    ax_n.set_ylabel("feature NMSE (dB)")
+    ax_b.set_ylabel("uncoded QPSK bit error rate")
+    for ax in (ax_n, ax_b):
+        ax.set_xlabel("SNR Es/N0 per data resource element (dB)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.suptitle(
+        "Link curves: feature NMSE and BER vs SNR" + (f"\n{_NOTE[0]}" if _NOTE[0] else ""),
+        fontsize=9,
+    )
+    return _save(plt, fig, out, "link")
+
+
+def _select(runs: list[dict[str, Any]], where: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not where:
+        return runs
+    return [r for r in runs if all(_fmt(r["config"].get(k)) == _fmt(v) for k, v in where.items())]
+
+
+def make_plots(
+    paths: list[str | Path],
+    out: str | Path,
+    kind: str = "curves",
+    *,
+    x: str | None = None,
+    metric: str = "final",
+    where: dict[str, Any] | None = None,
+    by: str | None = None,
+    note: str = "",
+    prefix: str = "",
+) -> list[Path]:
+    """The figures of ``kind`` (PNG and PDF) in ``out``; returns their paths.
+
+    ``x``: the key of kind ``vs``; ``metric``: final or best (kind ``vs``);
+    ``where``: keep runs whose config has these values; ``by``: one figure per
+    value of this key; ``note``: appended to every title; ``prefix``: put before
+    every file name.
+    """
     if kind not in KINDS:
         raise UserError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
-    runs = load_runs(paths)
-    return {"curves": plot_curves, "snr": plot_snr, "tsne": plot_tsne}[kind](runs, Path(out))
+    if kind == "vs" and not x:
+        raise UserError("--kind vs needs --x KEY (e.g. partition.ways)")
+    if metric not in ("final", "best"):
+        raise UserError(f"--metric {metric!r}: expected final or best")
+    out = Path(out)
+    _NOTE[0] = note
+    try:
+        if kind == "link":
+            return _renamed(plot_link([Path(p) for p in paths], out), prefix)
+        runs = _select(load_runs(paths), where)
+        if not runs:
+            raise UserError(f"no run matches {where}")
+        parts = [("", runs)]
+        if by:
+            values = sorted({_fmt(r["config"].get(by)) for r in runs})
+            parts = [
+                (f"{_short(by)}={v}_", [r for r in runs if _fmt(r["config"].get(by)) == v])
+                for v in values
+            ]
+        made = []
+        for tag, part in parts:
+            fn = {
+                "curves": plot_curves,
+                "snr": plot_snr,
+                "tsne": plot_tsne,
+                "cost": plot_cost,
+                "vs": lambda rs, o: plot_vs(rs, o, x, metric),
+            }[kind]
+            made += _renamed(fn(part, out), prefix + tag)
+        return made
+    finally:
+        _NOTE[0] = ""
 
 
-__all__ = ["KINDS", "group_runs", "load_runs", "make_plots"]
+def _renamed(paths: list[Path], prefix: str) -> list[Path]:
+    if not prefix:
+        return paths
+    out = []
+    for p in paths:
+        target = p.with_name(prefix + p.name)
+        p.replace(target)
+        out.append(target)
+    return out

@@ -153,8 +153,14 @@ def plan_runs(
     grid: list[tuple[str, list[str]]],
     overrides: Sequence[str] = (),
     seeds: int | None = None,
+    when: Sequence[tuple[str, str, Sequence[str]]] = (),
 ) -> list[SweepRun]:
-    """The runs of the grid (x seeds), in a stable order, with unique names."""
+    """The runs of the grid (x seeds), in a stable order, with unique names.
+
+    ``when``: (grid key, value, overrides): extra ``--set`` items for the runs
+    whose grid value of that key equals ``value`` (compared as parsed values),
+    e.g. homogeneous encoders for the FedAvg runs of a comparison.
+    """
     base = load_config(config_path, overrides)  # the base must be valid on its own
     known = _known_keys(base.to_dict())
     for key, _ in grid:
@@ -164,6 +170,9 @@ def plan_runs(
             raise SweepError("--grid training.seed and --seeds exclude each other")
     if seeds is not None and seeds < 1:
         raise SweepError(f"--seeds {seeds}: expected >= 1")
+    for key, _, _ in when:
+        if key not in {k for k, _ in grid}:
+            raise SweepError(f"when {key}=...: {key} is not a grid key")
     seed_list: list[int | None] = list(range(seeds)) if seeds is not None else [None]
     runs, names = [], {}
     keys = [k for k, _ in grid]
@@ -175,10 +184,17 @@ def plan_runs(
                 raise SweepError(f"runs {names[name]} and {values} get the same name {name!r}")
             names[name] = values
             run_over = [*overrides, *(f"{k}={v}" for k, v in values.items())]
+            for key, value, extra in when:
+                if key in values and _same_value(key, values[key], value):
+                    run_over.extend(extra)
             if seed is not None:
                 run_over.append(f"training.seed={seed}")
             runs.append(SweepRun(name=name, grid=values, seed=seed, overrides=run_over))
     return runs
+
+
+def _same_value(key: str, a: str, b: str) -> bool:
+    return parse_override(f"{key}={a}")[1] == parse_override(f"{key}={b}")[1]
 
 
 def csv_text(runs: Sequence[SweepRun], grid_keys: Sequence[str]) -> str:
@@ -276,8 +292,11 @@ def run_sweep(
     ray_address: str | None = None,
     cpus_per_run: float = 1,
     gpus_per_run: float = 0,
+    when: Sequence[tuple[str, str, Sequence[str]]] = (),
 ) -> list[SweepRun]:
     """Run (or continue) the sweep; returns every run with its status.
+
+    ``when``: conditional overrides, as in :func:`plan_runs`.
 
     ``backend="ray"``: each run is a Ray task with ``cpus_per_run`` CPUs and
     ``gpus_per_run`` GPUs, on a local Ray with ``workers`` CPUs, or, with
@@ -288,7 +307,7 @@ def run_sweep(
         raise SweepError(f"--workers {workers}: expected >= 1")
     _check_backend(backend, ray_address, cpus_per_run, gpus_per_run, workers)
     out = Path(out)
-    runs = plan_runs(config_path, grid, overrides, seeds)
+    runs = plan_runs(config_path, grid, overrides, seeds, when)
     grid_keys = [k for k, _ in grid]
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
@@ -298,6 +317,7 @@ def run_sweep(
             "grid": {k: v for k, v in grid},
             "overrides": list(overrides),
             "seeds": seeds,
+            "when": [[k, v, list(extra)] for k, v, extra in when],
             "runs": [r.name for r in runs],
         },
     )

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from semfed import __version__
 
-SUBCOMMANDS = ("partition", "link", "train", "compare", "sweep", "plot")
+SUBCOMMANDS = ("partition", "link", "train", "compare", "sweep", "plot", "experiment")
 
 
 class UserError(Exception):

@@ -13,17 +13,50 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(semfed sweep --out). curves: test accuracy vs round, one curve per setting, mean "
         "and min-max band over seeds. snr: final accuracy vs SNR, one curve per setting "
         "(usually the algorithm), from test_acc_by_snr or a sweep over link.uplink_snr_db. "
+        "vs: final accuracy vs any config key (--x partition.ways: accuracy vs m). "
+        "cost: final accuracy vs the run's communication load. link: NMSE and BER vs SNR "
+        "from semfed link's DIR/link.csv. "
         "tsne: t-SNE of DIR/features.npz (--dump-features) coloured by class.",
     )
     p.add_argument("dirs", nargs="+", metavar="RUN_OR_SWEEP_DIR")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the figures")
-    p.add_argument("--kind", default="curves", choices=("curves", "snr", "tsne"))
+    p.add_argument(
+        "--kind", default="curves", choices=("curves", "snr", "vs", "cost", "link", "tsne")
+    )
+    p.add_argument("--x", metavar="KEY", help="config key on the x axis of --kind vs")
+    p.add_argument(
+        "--metric", default="final", choices=("final", "best"), help="accuracy of --kind vs"
+    )
+    p.add_argument(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep only runs whose config has this value (repeatable)",
+    )
+    p.add_argument("--by", metavar="KEY", help="one figure per value of this config key")
+    p.add_argument("--note", default="", help="a line added to every title (e.g. the scale)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from semfed.config import parse_override
     from semfed.plot import make_plots
 
-    for path in make_plots(args.dirs, args.out, args.kind):
+    where = {}
+    for item in args.where:
+        keys, value = parse_override(item)
+        where[".".join(keys)] = value
+    paths = make_plots(
+        args.dirs,
+        args.out,
+        args.kind,
+        x=args.x,
+        metric=args.metric,
+        where=where,
+        by=args.by,
+        note=args.note,
+    )
+    for path in paths:
         print(path)
     return 0
