@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +192,112 @@ def test_sweep_ray_backend_local_cluster(tiny_toml, tmp_path, capsys):
     assert capsys.readouterr().out.count("skipped-done link.uplink_snr_db=") == 2
 
 
+def test_sweep_killed_part_way_then_rerun_does_not_redo_finished_runs(tiny_toml, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sweep"
+    cmd = ["sweep", "--config", str(tiny_toml), "--grid", "partition.ways=1,2,3"]
+    cmd += ["--out", str(out)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "semfed", *cmd],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the sweep and its run processes form one group
+    )
+    first = out / "partition.ways=1" / "summary.json"
+
+    def first_recorded() -> bool:
+        try:
+            return read_csv(out / "sweep.csv")["partition.ways=1"]["status"] == "done"
+        except (OSError, KeyError):
+            return False
+
+    deadline = time.time() + 240
+    while not first_recorded() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert first_recorded(), "the first run did not finish"
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep dies part-way (the second run is going)
+    proc.wait()
+    rows = read_csv(out / "sweep.csv")
+    assert rows["partition.ways=1"]["status"] == "done"
+    assert rows["partition.ways=3"]["status"] == "pending"
+    mtime = first.stat().st_mtime_ns
+
+    assert main(cmd) == 0
+    rows = read_csv(out / "sweep.csv")
+    assert rows["partition.ways=1"]["status"] == "skipped-done"
+    assert first.stat().st_mtime_ns == mtime  # not redone
+    assert rows["partition.ways=2"]["status"] == "done"
+    assert rows["partition.ways=3"]["status"] == "done"
+
+
+EXPERIMENT_TOML = """
+title = "tiny experiment"
+config = "tiny.toml"
+set = {"training.rounds" = 1}
+[grid]
+"algorithm.name" = ["fedcl", "fedavg"]
+[when."algorithm.name=fedavg"]
+"model.encoders" = "homogeneous"
+[scale.cpu]
+seeds = 1
+note = "tiny scale"
+set = {"partition.shots" = 6}
+[[plot]]
+kind = "curves"
+name = "a_"
+[[plot]]
+kind = "cost"
+"""
+
+
+def test_experiment_file_runs_its_sweep_and_plots(tiny_toml, tmp_path, capsys):
+    spec = tmp_path / "exp.toml"
+    spec.write_text(EXPERIMENT_TOML)
+    out = tmp_path / "exp_out"
+    assert main(["experiment", str(spec), "--scale", "cpu", "--out", str(out)]) == 0
+    rows = read_csv(out / "sweep.csv")
+    assert set(rows) == {"algorithm.name=fedcl__seed=0", "algorithm.name=fedavg__seed=0"}
+    assert {r["status"] for r in rows.values()} == {"done"}
+    fedavg = load_config(out / "runs" / "algorithm.name=fedavg__seed=0" / "config.toml")
+    fedcl = load_config(out / "runs" / "algorithm.name=fedcl__seed=0" / "config.toml")
+    assert fedavg.model.encoders == "homogeneous"  # the conditional setting
+    assert fedcl.model.encoders == "heterogeneous"
+    assert fedcl.partition.shots == 6 and fedcl.training.rounds == 1  # scale and common set
+    names = {p.name for p in (out / "plots").iterdir()}
+    assert {"a_curves.png", "a_curves.pdf", "1_cost.png", "1_cost.pdf"} <= names
+    capsys.readouterr()
+    # Plots only, from the finished runs; a scale the file lacks is a one-line error.
+    assert main(["experiment", str(spec), "--out", str(out), "--plots-only"]) == 0
+    assert main(["experiment", str(spec), "--scale", "huge", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no scale 'huge'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_experiment_file_errors_name_the_key(tmp_path, capsys):
+    from semfed.experiment import ExperimentError, load_experiment, toml_text
+
+    (tmp_path / "base.toml").write_text("")
+    for text, message in (
+        ('config = "base.toml"\nsurprise = 1\n', "unknown key(s) surprise"),
+        ('title = "x"\n', "'config'"),
+        ('config = "base.toml"\n[grid]\n"link.channel" = []\n', "grid.link.channel"),
+        ('config = "base.toml"\n[[plot]]\nkind = "pie"\n', "plot[0].kind"),
+        ('config = "nope.toml"\n', "not found"),
+    ):
+        path = tmp_path / "e.toml"
+        path.write_text(text)
+        with pytest.raises(ExperimentError, match=re.escape(message)):
+            load_experiment(path)
+    assert toml_text("fedcl") == "fedcl"
+    assert toml_text("10") == '"10"'  # a string that looks like a number stays a string
+    assert toml_text([1.0, -5.0]) == "[1.0, -5.0]"
+
+
 # ---------------------------------------------------------------- plot, from fixtures
 
 
@@ -219,6 +326,9 @@ def _fake_run(path: Path, algorithm: str, seed: int, snr: float, accs: list[floa
         "final_test_acc": accs[-1],
         "best_test_acc": max(accs),
         "rounds": len(accs),
+        "total_uplink_symbols": 1000 if algorithm == "fedcl" else 0,
+        "total_downlink_symbols": 1000 if algorithm == "fedcl" else 0,
+        "total_param_bits": 0 if algorithm == "fedcl" else 32 * 10**6,
     }
     (path / "summary.json").write_text(json.dumps(summary))
 
@@ -296,3 +406,32 @@ def test_plot_errors_are_one_line(tmp_path, capsys):
         make_plots([run], tmp_path / "o", "curves")
     with pytest.raises(UserError, match="no SNR results"):
         make_plots([run], tmp_path / "o", "snr")
+
+
+def test_plot_vs_cost_where_by_and_link(fake_sweep, tmp_path):
+    from semfed.plot import communication_load, load_runs, make_plots
+
+    out = tmp_path / "figs"
+    _check_files(make_plots([fake_sweep], out, "vs", x="link.uplink_snr_db"), "vs_uplink_snr_db")
+    made = make_plots([fake_sweep], out, "curves", by="algorithm.name", note="tiny scale")
+    _check_files(made, "algorithm=fedavg_curves")
+    _check_files(made, "algorithm=fedcl_curves")
+    made = make_plots([fake_sweep], out, "cost", where={"link.uplink_snr_db": 10.0}, prefix="p_")
+    _check_files(made, "p_cost")
+    loads = {r["config"]["algorithm.name"]: communication_load(r) for r in load_runs([fake_sweep])}
+    assert loads == {"fedcl": 4000.0, "fedavg": 10.0**6}  # 2 per symbol, 1 per 32 bits
+    with pytest.raises(UserError, match="no run matches"):
+        make_plots([fake_sweep], out, "curves", where={"algorithm.name": "fedprox"})
+    with pytest.raises(UserError, match="needs --x"):
+        make_plots([fake_sweep], out, "vs")
+
+    link = tmp_path / "link"
+    link.mkdir()
+    rows = ["channel,csi,equalizer,snr_db,feature_nmse,feature_nmse_db,post_eq_snr_db,ber_qpsk"]
+    for snr in (0.0, 10.0, 20.0):
+        nmse = 10 ** (-snr / 10)
+        rows.append(f"awgn,perfect,mmse,{snr},{nmse},{-snr},{snr},{0.1 * nmse}")
+    (link / "link.csv").write_text("\n".join(rows) + "\n")
+    _check_files(make_plots([link], out, "link"), "link")
+    with pytest.raises(UserError, match=r"no link\.csv"):
+        make_plots([tmp_path / "figs"], out, "link")
