@@ -16,7 +16,16 @@ from collections.abc import Sequence
 
 from semfed import __version__
 
-SUBCOMMANDS = ("partition", "link", "train", "compare", "sweep", "plot", "experiment")
+SUBCOMMANDS = (
+    "partition",
+    "link",
+    "train",
+    "compare",
+    "sweep",
+    "plot",
+    "experiment",
+    "bench",
+)
 
 
 class UserError(Exception):

@@ -1,0 +1,404 @@
+"""``semfed bench``: where a federated round's time goes, against two reference points.
+
+For a config (usually ``experiments/configs/paper.toml``) it builds the
+federation as ``semfed train`` does, runs one warm-up round (it compiles the
+steps: reported apart), then ``rounds`` timed rounds. Per round:
+
+* measured directly: the clients' local training (``train_clients``), the SCG's
+  steps, the rest of the BS's aggregation, and the evaluation of every client;
+* attributed inside local training, from isolated timings of the same compiled
+  pieces at the same batch shape times the number of mini-batches: encoder
+  forward+backward+update, uplink, decoder forward+backward+update, downlink.
+  What local training took beyond these is Python and dispatch overhead
+  ("other"). The attribution is an estimate; the two references below are not.
+
+Reference points, measured in the same process on the same models:
+
+* compute floor: a plain Keras training step (encoder -> decoder -> cross
+  entropy, Adam on both) per mini-batch, the same number of mini-batches per
+  architecture as a round has, with no federation, no link, no copies;
+* ideal link: the same round with both links replaced by the identity.
+
+Ratios: local training / floor, and the link's share of local training
+(real round minus ideal-link round, over the real round).
+"""
+
+from __future__ import annotations
+
+import gc
+import resource
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from semfed.config import RunConfig
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process so far, MiB (Linux: ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mib() -> float:
+    """Resident set size now, MiB (from /proc/self/statm; peak RSS elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * resource.getpagesize() / 2**20
+    except OSError:
+        return peak_rss_mib()
+
+
+def _timed(fn: Callable[[], Any], repeats: int) -> float:
+    """Seconds per call of ``fn`` (which returns something to block on), after one warm-up."""
+    out = fn()
+    if hasattr(out, "numpy"):
+        out.numpy()
+    t0 = time.perf_counter()
+    out = None
+    for _ in range(repeats):
+        out = fn()
+    if hasattr(out, "numpy"):
+        out.numpy()
+    return (time.perf_counter() - t0) / repeats
+
+
+@dataclass
+class RoundTimes:
+    train: float  # local training of every client (train_clients)
+    scg: float
+    aggregation: float  # aggregate() without the SCG
+    evaluation: float
+    images: int
+
+
+@dataclass
+class BenchResult:
+    config: RunConfig
+    num_clients: int
+    architectures: int
+    warmup_s: float
+    rounds: list[RoundTimes]
+    components: dict[str, float]  # attributed seconds per round inside local training
+    floor_s: float  # compute floor per round
+    ideal_train_s: float | None  # local training per round with an ideal link
+    peak_rss_mib: float
+    rss_by_round: dict[int, float] = field(default_factory=dict)
+
+    def mean(self, name: str) -> float:
+        return float(np.mean([getattr(r, name) for r in self.rounds]))
+
+    @property
+    def round_s(self) -> float:
+        return self.mean("train") + self.mean("scg") + self.mean("aggregation")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "num_clients": self.num_clients,
+            "architectures": self.architectures,
+            "warmup_s": self.warmup_s,
+            "train_s": self.mean("train"),
+            "scg_s": self.mean("scg"),
+            "aggregation_s": self.mean("aggregation"),
+            "round_s": self.round_s,
+            "evaluation_s": self.mean("evaluation"),
+            "images_per_round": self.mean("images"),
+            "components_s": self.components,
+            "floor_s": self.floor_s,
+            "ideal_train_s": self.ideal_train_s,
+            "peak_rss_mib": self.peak_rss_mib,
+            "rss_by_round": self.rss_by_round,
+            "ratios": self.ratios(),
+        }
+
+    def ratios(self) -> dict[str, float]:
+        train = self.mean("train")
+        out = {
+            "train / floor": train / self.floor_s,
+            "training round / floor": self.round_s / self.floor_s,
+            "link share (attributed)": (self.components["uplink"] + self.components["downlink"])
+            / train,
+        }
+        if self.ideal_train_s is not None:
+            out["link share (real - ideal)"] = (train - self.ideal_train_s) / train
+        return out
+
+
+def _federation(config: RunConfig, ideal: bool):
+    from semfed.algorithms import build_algorithm
+    from semfed.data import load_dataset
+    from semfed.federation import build_clients
+    from semfed.partition import make_partition
+    from semfed.radio import RadioLinks
+    from semfed.train import _seed_everything
+
+    _seed_everything(config.training.seed)
+    data = load_dataset(config.data, progress=False)
+    partition = make_partition(data.y_train, data.y_test, data.num_classes, config.partition)
+    clients = build_clients(config, data, partition)
+    radio = RadioLinks(
+        config.link,
+        config.model.feature_dim,
+        config.uplink_snrs(),
+        config.downlink_snrs(),
+        ideal=ideal,
+    )
+    return build_algorithm(config, clients, radio, data.num_classes), data.num_classes
+
+
+def _timed_round(algorithm, evaluator, round_index: int, rng, snrs: list[float]) -> RoundTimes:
+    """One round as ``run_round`` does it, with its phases timed."""
+    scg_time = [0.0]
+    train_scg = getattr(algorithm, "train_scg", None)
+    if train_scg is not None:
+
+        def timed_scg(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return train_scg(*args, **kwargs)
+            finally:
+                scg_time[0] += time.perf_counter() - t
+
+        algorithm.train_scg = timed_scg
+    try:
+        t0 = time.perf_counter()
+        passes = algorithm.train_clients(round_index, rng)
+        t1 = time.perf_counter()
+        if algorithm.config.algorithm.name == "fedavg":
+            algorithm.aggregate()
+        elif algorithm.config.algorithm.name == "fedproto":
+            algorithm.aggregate(passes)
+        else:
+            algorithm.aggregate(passes, round_index)
+        t2 = time.perf_counter()
+    finally:
+        if train_scg is not None:
+            del algorithm.train_scg
+    evaluation = 0.0
+    if evaluator is not None:
+        t3 = time.perf_counter()
+        evaluator.evaluate(snrs)
+        evaluation = time.perf_counter() - t3
+    return RoundTimes(
+        train=t1 - t0,
+        scg=scg_time[0],
+        aggregation=(t2 - t1) - scg_time[0],
+        evaluation=evaluation,
+        images=sum(p.samples for p in passes),
+    )
+
+
+def _component_times(algorithm, num_classes: int, batches: dict[int, int], repeats: int):
+    """Seconds per round of each piece of a local step, from isolated compiled timings.
+
+    ``batches``: mini-batches per round of each workspace (by ``id``). Returns
+    (attributed components, compute floor).
+    """
+    import tensorflow as tf
+
+    from semfed.radio import normalize_power
+
+    cfg = algorithm.config
+    b, d = cfg.training.batch_size, cfg.model.feature_dim
+    radio = algorithm.radio
+    snr = algorithm.radio.uplink_snr_db[:1]
+    snr_dl = algorithm.radio.downlink_snr_db[:1]
+    comp = {"encoders": 0.0, "uplink": 0.0, "decoders": 0.0, "downlink": 0.0}
+    floor = 0.0
+    rng = np.random.default_rng(0)
+    ce = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    for ws in algorithm.workspaces:
+        n = batches.get(id(ws), 0)
+        if n == 0:
+            continue
+        shape = ws.encoder.input_shape[1:]
+        x = tf.constant(rng.uniform(-1, 1, (b, *shape)).astype(np.float32))
+        y = tf.constant(rng.integers(0, num_classes, b).astype(np.int32))
+        g = tf.constant(rng.normal(size=(b, d)).astype(np.float32) * 1e-3)
+        f = tf.constant(rng.normal(size=(1, b, d)).astype(np.float32))
+        enc, dec = ws.encoder, ws.decoder
+        enc_opt, dec_opt = ws.encoder_optimizer, ws.decoder_optimizer
+
+        @tf.function
+        def encoder_step(x, g, enc=enc, opt=enc_opt):
+            with tf.GradientTape() as tape:
+                out = normalize_power(enc(x, training=True))
+            grads = tape.gradient(out, enc.trainable_variables, output_gradients=g)
+            opt.apply_gradients(zip(grads, enc.trainable_variables, strict=True))
+            return out
+
+        @tf.function
+        def decoder_step(f, y, dec=dec, opt=dec_opt):
+            with tf.GradientTape() as tape:
+                tape.watch(f)
+                loss = ce(y, dec(f, training=True))
+            grads = tape.gradient(loss, [*dec.trainable_variables, f])
+            opt.apply_gradients(zip(grads[:-1], dec.trainable_variables, strict=True))
+            return grads[-1]
+
+        @tf.function
+        def floor_step(x, y, enc=enc, dec=dec, e_opt=enc_opt, d_opt=dec_opt):
+            with tf.GradientTape() as tape:
+                loss = ce(y, dec(enc(x, training=True), training=True))
+            variables = [*enc.trainable_variables, *dec.trainable_variables]
+            grads = tape.gradient(loss, variables)
+            k = len(enc.trainable_variables)
+            e_opt.apply_gradients(zip(grads[:k], variables[:k], strict=True))
+            d_opt.apply_gradients(zip(grads[k:], variables[k:], strict=True))
+            return loss
+
+        @tf.function
+        def uplink(f, s):
+            return radio.uplink(f, s)
+
+        @tf.function
+        def downlink(f, s):
+            return radio.downlink(f, s)
+
+        comp["encoders"] += n * _timed(partial(encoder_step, x, g), repeats)
+        comp["decoders"] += n * _timed(partial(decoder_step, f[0], y), repeats)
+        comp["uplink"] += n * _timed(partial(uplink, f, snr), repeats)
+        comp["downlink"] += n * _timed(partial(downlink, f, snr_dl), repeats)
+        floor += n * _timed(partial(floor_step, x, y), repeats)
+    return comp, floor
+
+
+def run_bench(
+    config: RunConfig,
+    rounds: int = 3,
+    *,
+    ideal_reference: bool = True,
+    repeats: int = 10,
+    rss_rounds: Sequence[int] = (),
+    log: Callable[[str], None] = print,
+) -> BenchResult:
+    """Warm-up round, ``rounds`` timed rounds, component timings and the references.
+
+    ``rss_rounds``: also run up to the largest of these rounds (untimed beyond
+    ``rounds``) and record the current RSS after each listed round.
+    """
+    from semfed.train import _evaluation_snrs
+
+    algorithm, num_classes = _federation(config, ideal=False)
+    evaluator = algorithm.make_evaluator(config.evaluation.batch_size)
+    snrs = _evaluation_snrs(config)[0][1]
+    rng = np.random.default_rng(config.training.seed)
+    k = len(algorithm.clients)
+    log(
+        f"bench: K = {k} clients, {len(algorithm.workspaces)} encoder architecture(s), "
+        f"{config.algorithm.name}, {config.link.channel}/{config.link.csi}"
+    )
+    t0 = time.perf_counter()
+    _timed_round(algorithm, evaluator, 0, rng, snrs)
+    warmup = time.perf_counter() - t0
+    log(f"  warm-up round (compiles the steps): {warmup:.1f} s")
+    timed, rss = [], {}
+    last = max([rounds, *rss_rounds])
+    for t in range(1, last + 1):
+        r = _timed_round(algorithm, evaluator if t <= rounds else None, t, rng, snrs)
+        if t <= rounds:
+            timed.append(r)
+            log(f"  round {t}: training {r.train:.2f} s, evaluation {r.evaluation:.2f} s")
+        if t in rss_rounds:
+            gc.collect()
+            rss[t] = current_rss_mib()
+            log(f"  round {t}: RSS {rss[t]:.0f} MiB")
+    # Mini-batches per workspace in one round (schedules depend only on D_k).
+    steps = _steps_per_round(config, algorithm)
+    batches: dict[int, int] = {}
+    for c in algorithm.clients:
+        ws = algorithm.workspaces.of(c)
+        batches[id(ws)] = batches.get(id(ws), 0) + steps[c.id]
+    components, floor = _component_times(algorithm, num_classes, batches, repeats)
+    ideal = None
+    if ideal_reference and not algorithm.radio.ideal:
+        del evaluator
+        ideal_alg, _ = _federation(config, ideal=True)
+        ideal_rng = np.random.default_rng(config.training.seed)
+        _timed_round(ideal_alg, None, 0, ideal_rng, snrs)
+        ideal_times = [
+            _timed_round(ideal_alg, None, t, ideal_rng, snrs).train for t in range(1, rounds + 1)
+        ]
+        ideal = float(np.mean(ideal_times))
+        del ideal_alg
+    return BenchResult(
+        config=config,
+        num_clients=k,
+        architectures=len(algorithm.workspaces),
+        warmup_s=warmup,
+        rounds=timed,
+        components=components,
+        floor_s=floor,
+        ideal_train_s=ideal,
+        peak_rss_mib=peak_rss_mib(),
+        rss_by_round=rss,
+    )
+
+
+def _steps_per_round(config: RunConfig, algorithm) -> dict[int, int]:
+    from semfed.federation import batch_schedule
+
+    cfg = config.training
+    rng = np.random.default_rng(0)
+    return {
+        c.id: batch_schedule(
+            c.num_train, cfg.batch_size, cfg.local_epochs, cfg.local_iterations, rng
+        ).shape[0]
+        for c in algorithm.clients
+    }
+
+
+def format_result(res: BenchResult) -> str:
+    train = res.mean("train")
+    lines = [
+        f"K = {res.num_clients}, {res.architectures} architecture(s); per round, mean of "
+        f"{len(res.rounds)} rounds after a {res.warmup_s:.1f} s warm-up round:",
+        f"  {'local training (all clients)':<34} {train:8.3f} s",
+    ]
+    for name, label in (
+        ("encoders", "client encoders fwd+bwd (attrib.)"),
+        ("uplink", "uplink (attrib.)"),
+        ("decoders", "decoders fwd+bwd (attrib.)"),
+        ("downlink", "downlink (attrib.)"),
+    ):
+        lines.append(f"    {label:<32} {res.components[name]:8.3f} s")
+    other = train - sum(res.components.values())
+    lines.append(f"    {'other (Python, copies, dispatch)':<32} {other:8.3f} s")
+    lines += [
+        f"  {'SCG':<34} {res.mean('scg'):8.3f} s",
+        f"  {'aggregation':<34} {res.mean('aggregation'):8.3f} s",
+        f"  {'training round (sum of the above)':<34} {res.round_s:8.3f} s",
+        f"  {'evaluation (reported apart)':<34} {res.mean('evaluation'):8.3f} s",
+        f"  {'images per second (training)':<34} {res.mean('images') / res.round_s:8.0f}",
+        f"  {'compute floor (plain Keras steps)':<34} {res.floor_s:8.3f} s",
+    ]
+    if res.ideal_train_s is not None:
+        lines.append(f"  {'local training, ideal link':<34} {res.ideal_train_s:8.3f} s")
+    lines.append(f"  {'peak RSS':<34} {res.peak_rss_mib:8.0f} MiB")
+    lines.append("ratios:")
+    for name, value in res.ratios().items():
+        lines.append(f"  {name:<34} {value:8.3f}")
+    if res.rss_by_round:
+        items = sorted(res.rss_by_round.items())
+        lines.append("RSS after round: " + ", ".join(f"{t}: {v:.0f} MiB" for t, v in items))
+        if len(items) >= 2:
+            (t_a, a), (t_b, b) = items[0], items[-1]
+            lines.append(f"  RSS growth from round {t_a} to {t_b}: {100 * (b - a) / a:+.1f} %")
+    return "\n".join(lines)
+
+
+def linear_fit(ks: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
+    """Least squares y = a + b k -> (a, b, R^2)."""
+    k, y = np.asarray(ks, float), np.asarray(ys, float)
+    b, a = np.polyfit(k, y, 1)
+    resid = y - (a + b * k)
+    total = ((y - y.mean()) ** 2).sum()
+    r2 = 1.0 - (resid**2).sum() / total if total > 0 else 1.0
+    return float(a), float(b), float(r2)
+
+
+__all__ = ["BenchResult", "format_result", "linear_fit", "run_bench"]

@@ -1,0 +1,109 @@
+"""Performance structure: compiled steps per architecture (not per client or round),
+no growth in traces or variables over rounds, and the benchmark's arithmetic.
+
+Counts, not timings: timings belong to ``semfed bench``.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from semfed.bench import format_result, linear_fit, run_bench
+from semfed.config import load_config
+from tests.tiny_setting import TINY_SETTING
+
+# Six heterogeneous clients: the five encoder variants, one of them twice.
+SIX_CLIENTS = [
+    *TINY_SETTING,
+    "partition.num_clients=6",
+    "data.synthetic_classes=6",
+    "model.encoders=heterogeneous",
+    "partition.shots=16",
+    "training.rounds=1",
+]
+
+
+def _variables_alive() -> int:
+    gc.collect()
+    return sum(isinstance(o, tf.Variable) for o in gc.get_objects())
+
+
+def test_steps_compiled_once_per_architecture_and_never_retraced():
+    from semfed.bench import _federation, _timed_round
+
+    cfg = load_config(None, SIX_CLIENTS)
+    algorithm, _ = _federation(cfg, ideal=False)
+    assert len(algorithm.clients) == 6
+    assert len(algorithm.workspaces) == 5  # dcgan, narrow, shallow, deep, k3
+    steps = {id(s): s for s in algorithm._steps.values()}.values()
+    assert len(steps) == 5
+    evaluator = algorithm.make_evaluator(cfg.evaluation.batch_size)
+    rng = np.random.default_rng(0)
+    _timed_round(algorithm, evaluator, 0, rng, [20.0] * 6)
+
+    def traces() -> list[int]:
+        fns = [*steps, algorithm._scg_step, *evaluator._received.values()]
+        fns += list({id(f): f for f in evaluator._predict.values()}.values())
+        return [f.experimental_get_tracing_count() for f in fns]
+
+    after_first = traces()
+    assert after_first == [1] * len(after_first)  # one trace each, none per client
+    variables = _variables_alive()
+    for t in (1, 2, 3):
+        _timed_round(algorithm, evaluator, t, rng, [20.0] * 6)
+    assert traces() == after_first  # no retracing in later rounds
+    assert _variables_alive() == variables  # nothing accumulates round after round
+
+
+def test_borrowed_workspace_round_trips_client_state():
+    from semfed.bench import _federation
+
+    cfg = load_config(None, SIX_CLIENTS)
+    algorithm, _ = _federation(cfg, ideal=True)
+    a, b = algorithm.clients[0], algorithm.clients[5]  # same architecture (k mod 5)
+    assert algorithm.workspaces.of(a) is algorithm.workspaces.of(b)
+    before_b = [w.copy() for w in b.encoder.get_weights()]
+    with algorithm.workspaces.borrow(a) as ws:
+        for v in ws.encoder.trainable_variables:
+            v.assign_add(tf.ones_like(v))
+    for new, old in zip(
+        a.encoder.get_weights(), algorithm.workspaces.of(a).encoder.get_weights(), strict=True
+    ):
+        np.testing.assert_array_equal(new, old)  # written back to client a
+    for new, old in zip(b.encoder.get_weights(), before_b, strict=True):
+        np.testing.assert_array_equal(new, old)  # client b untouched
+
+
+def test_linear_fit_by_hand():
+    a, b, r2 = linear_fit([5, 10, 20, 40], [1 + 0.5 * k for k in (5, 10, 20, 40)])
+    assert (a, b, r2) == pytest.approx((1.0, 0.5, 1.0))
+    # y = 0, 1, 3 at k = 0, 1, 2: b = Sxy/Sxx = 3/2, a = 4/3 - 3/2 = -1/6,
+    # SSres = 1/36 + 1/9 + 1/36 = 1/6, SStot = 14/3, R^2 = 1 - 1/28.
+    a, b, r2 = linear_fit([0, 1, 2], [0, 1, 3])
+    assert (a, b, r2) == pytest.approx((-1 / 6, 1.5, 27 / 28))
+
+
+def test_bench_reports_every_component_and_reference():
+    cfg = load_config(None, [*TINY_SETTING, "model.encoders=homogeneous"])
+    lines = []
+    res = run_bench(cfg, rounds=1, repeats=2, rss_rounds=(2,), log=lines.append)
+    assert res.num_clients == 3 and res.architectures == 1
+    assert len(res.rounds) == 1 and res.rounds[0].images == 3 * 6 * 16  # 6 batches of 16
+    assert all(v > 0 for v in res.components.values())
+    assert res.floor_s > 0 and res.ideal_train_s is not None and res.ideal_train_s > 0
+    assert set(res.rss_by_round) == {2}
+    ratios = res.ratios()
+    assert set(ratios) == {
+        "train / floor",
+        "training round / floor",
+        "link share (attributed)",
+        "link share (real - ideal)",
+    }
+    text = format_result(res)
+    for label in ("client encoders", "uplink", "decoders", "downlink", "SCG", "aggregation"):
+        assert label in text
+    assert "compute floor" in text and "ideal link" in text and "peak RSS" in text
