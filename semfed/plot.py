@@ -144,7 +144,14 @@ def title_for(common: dict[str, Any], runs: list[dict[str, Any]], head: str) -> 
     seeds = {r["config"].get(SEED_KEY) for r in runs}
     parts.append(f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
     text = head + "\n" + ", ".join(parts)
-    return text + ("\n" + _NOTE[0] if _NOTE[0] else "")
+    return text + _note_lines()
+
+
+def _note_lines(width: int = 95) -> str:
+    """The current note, wrapped to the figure's width, as extra title lines."""
+    import textwrap
+
+    return "".join("\n" + line for line in textwrap.wrap(_NOTE[0], width)) if _NOTE[0] else ""
 
 
 _NOTE = [""]  # the current make_plots call's note (one figure at a time)
@@ -323,7 +330,7 @@ def plot_tsne(runs: list[dict[str, Any]], out: Path, max_points: int = TSNE_MAX_
         ax.set_title(
             f"t-SNE of received features, {r['path'].name}\n"
             + ", ".join(b for b in bits if b)
-            + (f"\n{_NOTE[0]}" if _NOTE[0] else ""),
+            + _note_lines(),
             fontsize=9,
         )
         paths += _save(plt, fig, out, stems[idx])
@@ -375,9 +382,8 @@ def plot_vs(runs: list[dict[str, Any]], out: Path, x: str, metric: str = "final"
     ax.set_ylabel(f"{metric} test accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(
-        title_for(common, runs, f"{metric.capitalize()} accuracy vs {_short(x)}"), fontsize=9
-    )
+    head = f"{metric.capitalize()} accuracy vs {AXIS_NAMES.get(x, x)}"
+    ax.set_title(title_for(common, runs, head), fontsize=9)
     return _save(plt, fig, out, f"vs_{_short(x)}")
 
 
@@ -461,7 +467,7 @@ def plot_link(paths: list[Path], out: Path) -> list[Path]:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle(
-        "Link curves: feature NMSE and BER vs SNR" + (f"\n{_NOTE[0]}" if _NOTE[0] else ""),
+        "Link curves: feature NMSE and BER vs SNR" + _note_lines(),
         fontsize=9,
     )
     return _save(plt, fig, out, "link")
