@@ -19,8 +19,11 @@ Reference points, measured in the same process on the same models:
   architecture as a round has, with no federation, no link, no copies;
 * ideal link: the same round with both links replaced by the identity.
 
-Ratios: local training / floor, and the link's share of local training
-(real round minus ideal-link round, over the real round).
+The real round, the ideal-link round and the floor run in turn each round, so
+that drift in the machine's speed hits all three alike. Ratios: local training
+/ floor, training round / floor, and the link's share of local training, both
+attributed and measured (real round minus ideal-link round, over the real
+round). Peak RSS is taken before the ideal-link federation is built.
 """
 
 from __future__ import annotations
@@ -192,12 +195,9 @@ def _timed_round(algorithm, evaluator, round_index: int, rng, snrs: list[float])
     )
 
 
-def _component_times(algorithm, num_classes: int, batches: dict[int, int], repeats: int):
-    """Seconds per round of each piece of a local step, from isolated compiled timings.
-
-    ``batches``: mini-batches per round of each workspace (by ``id``). Returns
-    (attributed components, compute floor).
-    """
+def _pieces(algorithm, num_classes: int) -> dict[int, dict[str, Callable[[], Any]]]:
+    """Per workspace (by ``id``): the compiled pieces of a local step, and the
+    compute-floor step, each bound to fixed inputs of the training batch shape."""
     import tensorflow as tf
 
     from semfed.radio import normalize_power
@@ -205,16 +205,21 @@ def _component_times(algorithm, num_classes: int, batches: dict[int, int], repea
     cfg = algorithm.config
     b, d = cfg.training.batch_size, cfg.model.feature_dim
     radio = algorithm.radio
-    snr = algorithm.radio.uplink_snr_db[:1]
-    snr_dl = algorithm.radio.downlink_snr_db[:1]
-    comp = {"encoders": 0.0, "uplink": 0.0, "decoders": 0.0, "downlink": 0.0}
-    floor = 0.0
+    snr_ul = radio.uplink_snr_db[:1]
+    snr_dl = radio.downlink_snr_db[:1]
     rng = np.random.default_rng(0)
     ce = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def uplink(f, s):
+        return radio.uplink(f, s)
+
+    @tf.function
+    def downlink(f, s):
+        return radio.downlink(f, s)
+
+    out = {}
     for ws in algorithm.workspaces:
-        n = batches.get(id(ws), 0)
-        if n == 0:
-            continue
         shape = ws.encoder.input_shape[1:]
         x = tf.constant(rng.uniform(-1, 1, (b, *shape)).astype(np.float32))
         y = tf.constant(rng.integers(0, num_classes, b).astype(np.int32))
@@ -251,20 +256,27 @@ def _component_times(algorithm, num_classes: int, batches: dict[int, int], repea
             d_opt.apply_gradients(zip(grads[k:], variables[k:], strict=True))
             return loss
 
-        @tf.function
-        def uplink(f, s):
-            return radio.uplink(f, s)
+        out[id(ws)] = {
+            "encoders": partial(encoder_step, x, g),
+            "decoders": partial(decoder_step, f[0], y),
+            "uplink": partial(uplink, f, snr_ul),
+            "downlink": partial(downlink, f, snr_dl),
+            "floor": partial(floor_step, x, y),
+        }
+    return out
 
-        @tf.function
-        def downlink(f, s):
-            return radio.downlink(f, s)
 
-        comp["encoders"] += n * _timed(partial(encoder_step, x, g), repeats)
-        comp["decoders"] += n * _timed(partial(decoder_step, f[0], y), repeats)
-        comp["uplink"] += n * _timed(partial(uplink, f, snr), repeats)
-        comp["downlink"] += n * _timed(partial(downlink, f, snr_dl), repeats)
-        floor += n * _timed(partial(floor_step, x, y), repeats)
-    return comp, floor
+def _floor_round(pieces: dict[int, dict[str, Callable]], batches: dict[int, int]) -> float:
+    """Seconds for the compute floor of one round: plain steps, as many per architecture
+    as the round has mini-batches."""
+    t0 = time.perf_counter()
+    for key, n in batches.items():
+        out = None
+        for _ in range(n):
+            out = pieces[key]["floor"]()
+        if out is not None:
+            out.numpy()
+    return time.perf_counter() - t0
 
 
 def run_bench(
@@ -296,35 +308,49 @@ def run_bench(
     _timed_round(algorithm, evaluator, 0, rng, snrs)
     warmup = time.perf_counter() - t0
     log(f"  warm-up round (compiles the steps): {warmup:.1f} s")
-    timed, rss = [], {}
-    last = max([rounds, *rss_rounds])
-    for t in range(1, last + 1):
-        r = _timed_round(algorithm, evaluator if t <= rounds else None, t, rng, snrs)
-        if t <= rounds:
-            timed.append(r)
-            log(f"  round {t}: training {r.train:.2f} s, evaluation {r.evaluation:.2f} s")
-        if t in rss_rounds:
-            gc.collect()
-            rss[t] = current_rss_mib()
-            log(f"  round {t}: RSS {rss[t]:.0f} MiB")
+    peak = peak_rss_mib()  # before the reference federation exists
     # Mini-batches per workspace in one round (schedules depend only on D_k).
     steps = _steps_per_round(config, algorithm)
     batches: dict[int, int] = {}
     for c in algorithm.clients:
         ws = algorithm.workspaces.of(c)
         batches[id(ws)] = batches.get(id(ws), 0) + steps[c.id]
-    components, floor = _component_times(algorithm, num_classes, batches, repeats)
-    ideal = None
+    pieces = _pieces(algorithm, num_classes)
+    for fns in pieces.values():  # compile them
+        for fn in fns.values():
+            fn()
+    ideal_alg = ideal_rng = None
     if ideal_reference and not algorithm.radio.ideal:
-        del evaluator
         ideal_alg, _ = _federation(config, ideal=True)
         ideal_rng = np.random.default_rng(config.training.seed)
         _timed_round(ideal_alg, None, 0, ideal_rng, snrs)
-        ideal_times = [
-            _timed_round(ideal_alg, None, t, ideal_rng, snrs).train for t in range(1, rounds + 1)
-        ]
-        ideal = float(np.mean(ideal_times))
-        del ideal_alg
+    # Real round, ideal-link round and floor in turn, so drift in the machine's
+    # speed hits all three alike.
+    timed, ideal_times, floors, rss = [], [], [], {}
+    for t in range(1, rounds + 1):
+        r = _timed_round(algorithm, evaluator, t, rng, snrs)
+        timed.append(r)
+        line = f"  round {t}: training {r.train:.2f} s, evaluation {r.evaluation:.2f} s"
+        if ideal_alg is not None:
+            ideal_times.append(_timed_round(ideal_alg, None, t, ideal_rng, snrs).train)
+            line += f", ideal-link training {ideal_times[-1]:.2f} s"
+        floors.append(_floor_round(pieces, batches))
+        log(line + f", floor {floors[-1]:.2f} s")
+        if t in rss_rounds:
+            gc.collect()
+            rss[t] = current_rss_mib()
+    del ideal_alg
+    components = {name: 0.0 for name in ("encoders", "uplink", "decoders", "downlink")}
+    for key, n in batches.items():
+        for name in components:
+            components[name] += n * _timed(pieces[key][name], repeats)
+    for t in range(rounds + 1, max([rounds, *rss_rounds]) + 1):
+        _timed_round(algorithm, None, t, rng, snrs)
+        if t in rss_rounds:
+            gc.collect()
+            rss[t] = current_rss_mib()
+            log(f"  round {t}: RSS {rss[t]:.0f} MiB")
+    ideal = float(np.mean(ideal_times)) if ideal_times else None
     return BenchResult(
         config=config,
         num_clients=k,
@@ -332,9 +358,10 @@ def run_bench(
         warmup_s=warmup,
         rounds=timed,
         components=components,
-        floor_s=floor,
+        floor_s=float(np.mean(floors)),
         ideal_train_s=ideal,
-        peak_rss_mib=peak_rss_mib(),
+        # the reference federation (when built) would inflate the peak: take it before
+        peak_rss_mib=peak if ideal is not None else peak_rss_mib(),
         rss_by_round=rss,
     )
 

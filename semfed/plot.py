@@ -435,28 +435,29 @@ def plot_link(paths: list[Path], out: Path) -> list[Path]:
     """Feature NMSE (dB) and QPSK BER vs SNR from ``link.csv`` files."""
     import csv
 
-    rows = []
+    curves: dict[tuple[str, ...], list[dict[str, str]]] = defaultdict(list)
     for p in paths:
         f = p / "link.csv" if p.is_dir() else p
         if not f.is_file():
             raise UserError(f"{p}: no link.csv (make one with semfed link --out DIR)")
         with f.open() as fh:
-            rows += list(csv.DictReader(fh))
-    if not rows:
+            for r in csv.DictReader(fh):
+                # several studies: the directory name tells their curves apart
+                source = (p.name,) if len(paths) > 1 else ()
+                curves[(*source, r["channel"], r["csi"], r["equalizer"])].append(r)
+    if not curves:
         raise UserError("link.csv has no rows")
-    curves: dict[tuple[str, str, str], list[dict[str, str]]] = defaultdict(list)
-    for r in rows:
-        curves[(r["channel"], r["csi"], r["equalizer"])].append(r)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, (ax_n, ax_b) = plt.subplots(1, 2, figsize=(11, 4.4))
-    for (channel, csi, eq), pts in sorted(curves.items()):
+    for key, pts in sorted(curves.items()):
+        *source, channel, csi, eq = key
         pts = sorted(pts, key=lambda r: float(r["snr_db"]))
         snr = [float(r["snr_db"]) for r in pts]
-        label = f"{channel}, {csi} CSI, {eq}"
+        label = ": ".join([*source, f"{channel}, {csi} CSI, {eq}"])
         ax_n.plot(snr, [float(r["feature_nmse_db"]) for r in pts], marker="o", label=label)
         ber = [float(r["ber_qpsk"]) if float(r["ber_qpsk"]) > 0 else np.nan for r in pts]
         ax_b.semilogy(snr, ber, marker="o", label=label)
