@@ -1,8 +1,9 @@
 """``semfed bench``: where a federated round's time goes, against two reference points.
 
 For a config (usually ``experiments/configs/paper.toml``) it builds the
-federation as ``semfed train`` does, runs one warm-up round (it compiles the
-steps: reported apart), then ``rounds`` timed rounds. Per round:
+federation as ``semfed train`` does, runs two warm-up rounds (the first compiles
+the steps, the second still pays one-off costs; both reported apart), then
+``rounds`` timed rounds. Per round:
 
 * measured directly: the clients' local training (``train_clients``), the SCG's
   steps, the rest of the BS's aggregation, and the evaluation of every client;
@@ -39,6 +40,8 @@ from typing import Any
 import numpy as np
 
 from semfed.config import RunConfig
+
+WARMUP_ROUNDS = 2
 
 
 def peak_rss_mib() -> float:
@@ -288,7 +291,7 @@ def run_bench(
     rss_rounds: Sequence[int] = (),
     log: Callable[[str], None] = print,
 ) -> BenchResult:
-    """Warm-up round, ``rounds`` timed rounds, component timings and the references.
+    """Warm-up rounds, ``rounds`` timed rounds, component timings and the references.
 
     ``rss_rounds``: also run up to the largest of these rounds (untimed beyond
     ``rounds``) and record the current RSS after each listed round.
@@ -304,10 +307,15 @@ def run_bench(
         f"bench: K = {k} clients, {len(algorithm.workspaces)} encoder architecture(s), "
         f"{config.algorithm.name}, {config.link.channel}/{config.link.csi}"
     )
-    t0 = time.perf_counter()
-    _timed_round(algorithm, evaluator, 0, rng, snrs)
-    warmup = time.perf_counter() - t0
-    log(f"  warm-up round (compiles the steps): {warmup:.1f} s")
+    # Two warm-up rounds: the first traces and compiles, the second still pays for
+    # one-off work (XLA clusters and TensorFlow's autotuning settle on a second run).
+    warmups = []
+    for t in range(WARMUP_ROUNDS):
+        t0 = time.perf_counter()
+        _timed_round(algorithm, evaluator, t, rng, snrs)
+        warmups.append(time.perf_counter() - t0)
+    warmup = sum(warmups)
+    log("  warm-up rounds (compile): " + ", ".join(f"{w:.1f} s" for w in warmups))
     peak = peak_rss_mib()  # before the reference federation exists
     # Mini-batches per workspace in one round (schedules depend only on D_k).
     steps = _steps_per_round(config, algorithm)
@@ -323,11 +331,13 @@ def run_bench(
     if ideal_reference and not algorithm.radio.ideal:
         ideal_alg, _ = _federation(config, ideal=True)
         ideal_rng = np.random.default_rng(config.training.seed)
-        _timed_round(ideal_alg, None, 0, ideal_rng, snrs)
+        for t in range(WARMUP_ROUNDS):
+            _timed_round(ideal_alg, None, t, ideal_rng, snrs)
     # Real round, ideal-link round and floor in turn, so drift in the machine's
     # speed hits all three alike.
     timed, ideal_times, floors, rss = [], [], [], {}
-    for t in range(1, rounds + 1):
+    first = WARMUP_ROUNDS
+    for t in range(first, first + rounds):
         r = _timed_round(algorithm, evaluator, t, rng, snrs)
         timed.append(r)
         line = f"  round {t}: training {r.train:.2f} s, evaluation {r.evaluation:.2f} s"
@@ -344,7 +354,7 @@ def run_bench(
     for key, n in batches.items():
         for name in components:
             components[name] += n * _timed(pieces[key][name], repeats)
-    for t in range(rounds + 1, max([rounds, *rss_rounds]) + 1):
+    for t in range(first + rounds, max([first + rounds - 1, *rss_rounds]) + 1):
         _timed_round(algorithm, None, t, rng, snrs)
         if t in rss_rounds:
             gc.collect()
@@ -383,7 +393,7 @@ def format_result(res: BenchResult) -> str:
     train = res.mean("train")
     lines = [
         f"K = {res.num_clients}, {res.architectures} architecture(s); per round, mean of "
-        f"{len(res.rounds)} rounds after a {res.warmup_s:.1f} s warm-up round:",
+        f"{len(res.rounds)} rounds after {WARMUP_ROUNDS} warm-up rounds ({res.warmup_s:.1f} s):",
         f"  {'local training (all clients)':<34} {train:8.3f} s",
     ]
     for name, label in (
