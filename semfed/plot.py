@@ -147,7 +147,7 @@ def title_for(common: dict[str, Any], runs: list[dict[str, Any]], head: str) -> 
     return text + _note_lines()
 
 
-def _note_lines(width: int = 95) -> str:
+def _note_lines(width: int = 78) -> str:
     """The current note, wrapped to the figure's width, as extra title lines."""
     import textwrap
 
