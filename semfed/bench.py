@@ -135,25 +135,14 @@ class BenchResult:
 
 
 def _federation(config: RunConfig, ideal: bool):
-    from semfed.algorithms import build_algorithm
-    from semfed.data import load_dataset
-    from semfed.federation import build_clients
-    from semfed.partition import make_partition
-    from semfed.radio import RadioLinks
-    from semfed.train import _seed_everything
+    """The algorithm of ``config`` (quietly: no progress bar) and its number of classes."""
+    from dataclasses import replace
 
-    _seed_everything(config.training.seed)
-    data = load_dataset(config.data, progress=False)
-    partition = make_partition(data.y_train, data.y_test, data.num_classes, config.partition)
-    clients = build_clients(config, data, partition)
-    radio = RadioLinks(
-        config.link,
-        config.model.feature_dim,
-        config.uplink_snrs(),
-        config.downlink_snrs(),
-        ideal=ideal,
-    )
-    return build_algorithm(config, clients, radio, data.num_classes), data.num_classes
+    from semfed.train import build_federation
+
+    quiet = replace(config, output=replace(config.output, progress=False))
+    algorithm, _ = build_federation(quiet, ideal_link=ideal)
+    return algorithm, algorithm.num_classes
 
 
 def _timed_round(algorithm, evaluator, round_index: int, rng, snrs: list[float]) -> RoundTimes:
@@ -174,12 +163,7 @@ def _timed_round(algorithm, evaluator, round_index: int, rng, snrs: list[float])
         t0 = time.perf_counter()
         passes = algorithm.train_clients(round_index, rng)
         t1 = time.perf_counter()
-        if algorithm.config.algorithm.name == "fedavg":
-            algorithm.aggregate()
-        elif algorithm.config.algorithm.name == "fedproto":
-            algorithm.aggregate(passes)
-        else:
-            algorithm.aggregate(passes, round_index)
+        algorithm.aggregate(passes, round_index)
         t2 = time.perf_counter()
     finally:
         if train_scg is not None:

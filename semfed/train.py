@@ -92,6 +92,30 @@ def _seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def build_federation(config: RunConfig, *, ideal_link: bool = False):
+    """Seed everything, load the data, partition it, build the clients, the radio and
+    the algorithm of ``config``; returns (the algorithm, with its ``clients`` and
+    ``radio``; the partition)."""
+    from semfed.algorithms import build_algorithm
+    from semfed.data import load_dataset
+    from semfed.federation import build_clients
+    from semfed.partition import make_partition
+    from semfed.radio import RadioLinks
+
+    _seed_everything(config.training.seed)
+    data = load_dataset(config.data, progress=config.output.progress)
+    partition = make_partition(data.y_train, data.y_test, data.num_classes, config.partition)
+    clients = build_clients(config, data, partition)
+    radio = RadioLinks(
+        config.link,
+        config.model.feature_dim,
+        config.uplink_snrs(),
+        config.downlink_snrs(),
+        ideal=ideal_link,
+    )
+    return build_algorithm(config, clients, radio, data.num_classes), partition
+
+
 def run_training(
     config: RunConfig,
     out: str | Path,
@@ -111,27 +135,13 @@ def run_training(
 
     import tensorflow as tf
 
-    from semfed.algorithms import TrainingDiverged, build_algorithm
+    from semfed.algorithms import TrainingDiverged
     from semfed.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-    from semfed.data import load_dataset
-    from semfed.federation import build_clients
-    from semfed.partition import make_partition
     from semfed.progress import RoundProgress
-    from semfed.radio import RadioLinks
 
     t_start = time.time()
-    _seed_everything(config.training.seed)
-    data = load_dataset(config.data, progress=config.output.progress)
-    partition = make_partition(data.y_train, data.y_test, data.num_classes, config.partition)
-    clients = build_clients(config, data, partition)
-    radio = RadioLinks(
-        config.link,
-        config.model.feature_dim,
-        config.uplink_snrs(),
-        config.downlink_snrs(),
-        ideal=ideal_link,
-    )
-    algorithm = build_algorithm(config, clients, radio, data.num_classes)
+    algorithm, partition = build_federation(config, ideal_link=ideal_link)
+    clients = algorithm.clients
     evaluator = algorithm.make_evaluator(config.evaluation.batch_size)
     rng = np.random.default_rng(config.training.seed)
     eval_snrs = _evaluation_snrs(config)

@@ -276,6 +276,10 @@ class Algorithm:
         ``train_loss``, ``uplink_symbols``, ``downlink_symbols`` and ``param_bits``."""
         raise NotImplementedError
 
+    def aggregate(self, passes: list[LocalPass], round_index: int = -1):
+        """The BS's work after the clients' local passes of round ``round_index``."""
+        raise NotImplementedError
+
     def models(self) -> dict[str, keras.Model]:
         """Every network (and :class:`VariableStore`) of the run, by a stable name."""
         raise NotImplementedError

@@ -15,6 +15,7 @@ Each client keeps its own optimizer state across rounds (FedCL's clients do too)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import keras
@@ -87,7 +88,7 @@ class FedAvg(Algorithm):
             for k, client in enumerate(self.clients)
         ]
 
-    def aggregate(self) -> None:
+    def aggregate(self, passes: Sequence[LocalPass] = (), round_index: int = -1) -> None:
         """All parameters (encoder + decoder, batch-norm statistics included),
         weighted by D_k / D, then sent back to every client."""
         local = [c.encoder.get_weights() + c.decoder.get_weights() for c in self.clients]
@@ -95,7 +96,7 @@ class FedAvg(Algorithm):
 
     def run_round(self, round_index: int, rng: np.random.Generator) -> FedAvgStats:
         passes = self.train_clients(round_index, rng)
-        self.aggregate()
+        self.aggregate(passes, round_index)
         return FedAvgStats(
             train_loss=mean_of(passes, "losses"),
             task_loss=mean_of(passes, "task_losses"),

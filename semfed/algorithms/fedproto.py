@@ -85,7 +85,7 @@ class FedProto(Algorithm):
             for k, client in enumerate(self.clients)
         ]
 
-    def aggregate(self, passes: list[LocalPass]) -> list[int]:
+    def aggregate(self, passes: list[LocalPass], round_index: int = -1) -> list[int]:
         """Global prototypes = unweighted mean over clients of their local prototypes.
 
         Returns the number of local prototypes each client sent.
@@ -99,7 +99,7 @@ class FedProto(Algorithm):
 
     def run_round(self, round_index: int, rng: np.random.Generator) -> FedProtoStats:
         passes = self.train_clients(round_index, rng)
-        sent = self.aggregate(passes)
+        sent = self.aggregate(passes, round_index)
         num_prototypes = int(self.prototypes["mask"].numpy().sum())
         up = sum(sent) * self.feature_dim * BITS_PER_NUMBER
         down = len(self.clients) * num_prototypes * self.feature_dim * BITS_PER_NUMBER
