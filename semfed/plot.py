@@ -128,7 +128,7 @@ def group_runs(
     return labelled, common
 
 
-def title_for(common: dict[str, Any], runs: list[dict[str, Any]], head: str) -> str:
+def title_for(common: dict[str, Any], runs: list[dict[str, Any]], head: str, note: str = "") -> str:
     parts = []
     for key, name in (
         ("data.name", "data"),
@@ -144,17 +144,14 @@ def title_for(common: dict[str, Any], runs: list[dict[str, Any]], head: str) -> 
     seeds = {r["config"].get(SEED_KEY) for r in runs}
     parts.append(f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
     text = head + "\n" + ", ".join(parts)
-    return text + _note_lines()
+    return text + _note_lines(note)
 
 
-def _note_lines(width: int = 78) -> str:
-    """The current note, wrapped to the figure's width, as extra title lines."""
+def _note_lines(note: str, width: int = 78) -> str:
+    """``note``, wrapped to the figure's width, as extra title lines."""
     import textwrap
 
-    return "".join("\n" + line for line in textwrap.wrap(_NOTE[0], width)) if _NOTE[0] else ""
-
-
-_NOTE = [""]  # the current make_plots call's note (one figure at a time)
+    return "".join("\n" + line for line in textwrap.wrap(note, width))
 
 
 def _figure():
@@ -186,7 +183,7 @@ def _mean_band(ax, x, ys: np.ndarray, label: str) -> None:
         ax.fill_between(x, ys.min(axis=0), ys.max(axis=0), color=line.get_color(), alpha=0.2)
 
 
-def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
+def plot_curves(runs: list[dict[str, Any]], out: Path, note: str = "") -> list[Path]:
     runs = [r for r in runs if any("test_acc" in m for m in r["metrics"])]
     if not runs:
         raise UserError("no run has test accuracies (metrics.jsonl with test_acc)")
@@ -210,7 +207,8 @@ def plot_curves(runs: list[dict[str, Any]], out: Path) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(
-        title_for(common, runs, "Test accuracy vs round (mean, min-max over seeds)"), fontsize=9
+        title_for(common, runs, "Test accuracy vs round (mean, min-max over seeds)", note),
+        fontsize=9,
     )
     return _save(plt, fig, out, "curves")
 
@@ -243,7 +241,7 @@ def _snr_points(run: dict[str, Any]) -> tuple[list[tuple[float, float]], str]:
     return [], ""
 
 
-def plot_snr(runs: list[dict[str, Any]], out: Path) -> list[Path]:
+def plot_snr(runs: list[dict[str, Any]], out: Path, note: str = "") -> list[Path]:
     pts = {id(r): _snr_points(r) for r in runs}
     runs = [r for r in runs if pts[id(r)][0]]
     if not runs:
@@ -275,11 +273,13 @@ def plot_snr(runs: list[dict[str, Any]], out: Path) -> list[Path]:
     ax.set_ylabel("final test accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title_for(common, runs, f"Final accuracy vs {what}"), fontsize=9)
+    ax.set_title(title_for(common, runs, f"Final accuracy vs {what}", note), fontsize=9)
     return _save(plt, fig, out, "snr")
 
 
-def plot_tsne(runs: list[dict[str, Any]], out: Path, max_points: int = TSNE_MAX_POINTS):
+def plot_tsne(
+    runs: list[dict[str, Any]], out: Path, note: str = "", max_points: int = TSNE_MAX_POINTS
+):
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 
@@ -330,7 +330,7 @@ def plot_tsne(runs: list[dict[str, Any]], out: Path, max_points: int = TSNE_MAX_
         ax.set_title(
             f"t-SNE of received features, {r['path'].name}\n"
             + ", ".join(b for b in bits if b)
-            + _note_lines(),
+            + _note_lines(note),
             fontsize=9,
         )
         paths += _save(plt, fig, out, stems[idx])
@@ -354,7 +354,9 @@ def _numeric(v: Any) -> float | None:
     return None
 
 
-def plot_vs(runs: list[dict[str, Any]], out: Path, x: str, metric: str = "final") -> list[Path]:
+def plot_vs(
+    runs: list[dict[str, Any]], out: Path, x: str, metric: str = "final", note: str = ""
+) -> list[Path]:
     """Final (or best) accuracy vs config key ``x``, one curve per other setting."""
     pts = {}
     for r in runs:
@@ -383,7 +385,7 @@ def plot_vs(runs: list[dict[str, Any]], out: Path, x: str, metric: str = "final"
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     head = f"{metric.capitalize()} accuracy vs {AXIS_NAMES.get(x, x)}"
-    ax.set_title(title_for(common, runs, head), fontsize=9)
+    ax.set_title(title_for(common, runs, head, note), fontsize=9)
     return _save(plt, fig, out, f"vs_{_short(x)}")
 
 
@@ -407,7 +409,7 @@ def communication_load(run: dict[str, Any]) -> float | None:
     return 2.0 * (s[keys[0]] + s[keys[1]]) + s[keys[2]] / 32.0
 
 
-def plot_cost(runs: list[dict[str, Any]], out: Path) -> list[Path]:
+def plot_cost(runs: list[dict[str, Any]], out: Path, note: str = "") -> list[Path]:
     """Final accuracy against the communication load of the run, one point per setting."""
     runs = [r for r in runs if communication_load(r) and _final_acc(r) is not None]
     if not runs:
@@ -427,11 +429,11 @@ def plot_cost(runs: list[dict[str, Any]], out: Path) -> list[Path]:
     ax.set_ylabel("final test accuracy (%)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    ax.set_title(title_for(common, runs, "Accuracy vs communication load"), fontsize=9)
+    ax.set_title(title_for(common, runs, "Accuracy vs communication load", note), fontsize=9)
     return _save(plt, fig, out, "cost")
 
 
-def plot_link(paths: list[Path], out: Path) -> list[Path]:
+def plot_link(paths: list[Path], out: Path, note: str = "") -> list[Path]:
     """Feature NMSE (dB) and QPSK BER vs SNR from ``link.csv`` files."""
     import csv
 
@@ -468,7 +470,7 @@ def plot_link(paths: list[Path], out: Path) -> list[Path]:
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.suptitle(
-        "Link curves: feature NMSE and BER vs SNR" + _note_lines(),
+        "Link curves: feature NMSE and BER vs SNR" + _note_lines(note),
         fontsize=9,
     )
     return _save(plt, fig, out, "link")
@@ -506,33 +508,27 @@ def make_plots(
     if metric not in ("final", "best"):
         raise UserError(f"--metric {metric!r}: expected final or best")
     out = Path(out)
-    _NOTE[0] = note
-    try:
-        if kind == "link":
-            return _renamed(plot_link([Path(p) for p in paths], out), prefix)
-        runs = _select(load_runs(paths), where)
-        if not runs:
-            raise UserError(f"no run matches {where}")
-        parts = [("", runs)]
-        if by:
-            values = sorted({_fmt(r["config"].get(by)) for r in runs})
-            parts = [
-                (f"{_short(by)}={v}_", [r for r in runs if _fmt(r["config"].get(by)) == v])
-                for v in values
-            ]
-        made = []
-        for tag, part in parts:
-            fn = {
-                "curves": plot_curves,
-                "snr": plot_snr,
-                "tsne": plot_tsne,
-                "cost": plot_cost,
-                "vs": lambda rs, o: plot_vs(rs, o, x, metric),
-            }[kind]
-            made += _renamed(fn(part, out), prefix + tag)
-        return made
-    finally:
-        _NOTE[0] = ""
+    if kind == "link":
+        return _renamed(plot_link([Path(p) for p in paths], out, note), prefix)
+    runs = _select(load_runs(paths), where)
+    if not runs:
+        raise UserError(f"no run matches {where}")
+    parts = [("", runs)]
+    if by:
+        values = sorted({_fmt(r["config"].get(by)) for r in runs})
+        parts = [
+            (f"{_short(by)}={v}_", [r for r in runs if _fmt(r["config"].get(by)) == v])
+            for v in values
+        ]
+    made = []
+    for tag, part in parts:
+        if kind == "vs":
+            paths_made = plot_vs(part, out, x, metric, note)
+        else:
+            fn = {"curves": plot_curves, "snr": plot_snr, "tsne": plot_tsne, "cost": plot_cost}
+            paths_made = fn[kind](part, out, note)
+        made += _renamed(paths_made, prefix + tag)
+    return made
 
 
 def _renamed(paths: list[Path], prefix: str) -> list[Path]:
