@@ -137,6 +137,11 @@ class ModelConfig:
     decoder_hidden: tuple[int, ...] = (256,)
     scg_hidden: int = 128
     scg_input_dim: int = 64
+    # Batch-norm moving-average momentum of the encoders. Keras's 0.99 averages
+    # over ~100 steps, but a client takes ~16 local steps a round while its weights
+    # move: the inference statistics lag the weights and every scheme's test
+    # accuracy dips for 10-20 rounds (README, "Batch normalization").
+    bn_momentum: float = 0.9
 
     def __post_init__(self) -> None:
         _require(
@@ -154,6 +159,7 @@ class ModelConfig:
         )
         _require(self.scg_hidden >= 1, "scg_hidden", self.scg_hidden, ">= 1")
         _require(self.scg_input_dim >= 1, "scg_input_dim", self.scg_input_dim, ">= 1")
+        _require(0.0 <= self.bn_momentum < 1.0, "bn_momentum", self.bn_momentum, ">= 0 and < 1")
 
 
 ALGORITHMS = ("fedcl", "fedavg", "fedproto", "fedcl-nocentroid", "fedcl-meancentroid")
@@ -174,10 +180,19 @@ class AlgorithmConfig:
     dimensions (``reg_reduction = "mean"``, FedProto's MSE) or summed over them
     (``"sum"``, the paper's squared norm; lambda then needs to be about d times
     smaller).
+
+    ``fedavg_norm``: what FedAvg does with the encoders' normalization layers
+    (batch-norm scale, offset and moving statistics): ``"average"`` them with the
+    other parameters (the paper's baseline) or keep them ``"local"`` to each
+    client (FedBN). ``reset_optimizer``: zero a client's optimizer state (moments
+    and step count) whenever its weights are replaced by an average (FedAvg: the
+    whole model; FedCL and its ablations: the BS's decoder instance phi_k).
     """
 
     name: Literal["fedcl", "fedavg", "fedproto", "fedcl-nocentroid", "fedcl-meancentroid"] = "fedcl"
     lam: float = 1.0
+    fedavg_norm: Literal["average", "local"] = "average"
+    reset_optimizer: bool = False
     reg_reduction: Literal["mean", "sum"] = "mean"
     scg_loss: Literal["infonce", "printed"] = "infonce"
     temperature: float = 0.5
@@ -224,17 +239,30 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class EvaluationConfig:
-    """When and at which SNR(s) the clients' test sets are evaluated.
+    """When, at which SNR(s) and how the clients' test sets are scored.
 
     ``snr_db`` unset: the link's uplink SNR. A list evaluates at each SNR.
+
+    Every evaluation records three protocols (README, "Evaluation protocols"):
+    ``global`` (the shared model: FedCL's aggregated decoder, FedAvg's global
+    model, FedProto's nearest global prototype), ``personal`` (the client's own
+    decoder) and ``masked`` (``personal`` with the logits restricted to the
+    client's own classes). ``protocol`` names the one that ``test_acc`` and
+    ``final_test_acc`` stand for.
+
+    ``final_window``: ``final_test_acc`` is the mean over the last this many
+    evaluations (fewer when the run has fewer), never the best round.
     """
 
     every: int = 1
     snr_db: float | tuple[float, ...] | None = None
     batch_size: int = 500
+    protocol: Literal["global", "personal", "masked"] = "global"
+    final_window: int = 5
 
     def __post_init__(self) -> None:
         _require(self.every >= 1, "every", self.every, ">= 1")
+        _require(self.final_window >= 1, "final_window", self.final_window, ">= 1")
         _require(self.batch_size >= 1, "batch_size", self.batch_size, ">= 1")
         _require(
             not (isinstance(self.snr_db, tuple) and not self.snr_db),

@@ -1,14 +1,25 @@
-"""Evaluation: each client's test classes through its encoder, the uplink, a decoder.
+"""Evaluation: every scheme scored under the same three protocols.
 
-The decoder is the global one (FedCL, FedAvg) or the client's own (FedProto);
-optionally the received features are also classified by the nearest global
-prototype (FedProto).
+Each client's test samples (of its own classes) go through the client's
+encoder and its uplink at the evaluation SNR, once: one encoder pass and one
+channel draw per test sample serve every protocol, so protocols differ only in
+the decoder that reads the received features.
+
+* ``global``: the shared model. FedCL and its ablations: the aggregated
+  decoder phi. FedAvg: the global model. FedProto: the nearest global prototype
+  (Euclidean).
+* ``personal``: the client's own decoder. FedCL: the BS's instance phi_k after
+  the client's local pass of the round. FedProto: the client's decoder. FedAvg:
+  the global model (with ``algorithm.fedavg_norm = "local"``, the shared weights
+  with the client's own normalization layers: FedBN has no global statistics).
+* ``masked``: ``personal`` with the logits restricted to the classes the client
+  owns, so a wrong class it never trained on cannot win.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -17,6 +28,8 @@ import tensorflow as tf
 from semfed.federation import Client
 from semfed.radio import RadioLinks, normalize_power
 from semfed.workspace import Workspaces
+
+PROTOCOLS = ("global", "personal", "masked")
 
 
 def nearest_prototype(
@@ -36,13 +49,19 @@ def nearest_prototype(
     return present[np.argmin(dist, axis=1)]
 
 
-class Evaluator:
-    """Accuracy per client at one or several uplink SNRs.
+def masked_argmax(logits: np.ndarray, classes: tuple[int, ...] | np.ndarray) -> np.ndarray:
+    """Argmax over the columns ``classes`` only: logits float [N, C] -> int64 [N]."""
+    classes = np.asarray(sorted(classes), np.int64)
+    return classes[np.argmax(np.asarray(logits)[:, classes], axis=1)]
 
-    ``decoder``: one decoder for every client, or a list with one per client
-    (then each must be the client's own ``client.decoder``).
-    ``prototypes``: when given, a function returning (prototypes float32 [C, d],
-    mask float32 [C]); :meth:`evaluate` then also reports ``test_acc_proto``.
+
+class Evaluator:
+    """Accuracy of every client under the three protocols, at one or several SNRs.
+
+    ``global_decoder``: the shared decoder (FedCL, FedAvg); or ``prototypes``: a
+    function returning (prototypes float32 [C, d], mask float32 [C]) for the
+    nearest-prototype ``global`` protocol (FedProto). Exactly one is given. The
+    ``personal`` and ``masked`` protocols read each client's own ``decoder``.
 
     The functions are compiled once per workspace (architecture), not per
     client, and test sets are padded (by repetition) to a multiple of
@@ -53,88 +72,78 @@ class Evaluator:
         self,
         clients: list[Client],
         workspaces: Workspaces,
-        decoder: keras.Model | Sequence[keras.Model],
         radio: RadioLinks,
         batch_size: int,
+        *,
+        global_decoder: keras.Model | None = None,
         prototypes: Callable[[], tuple[tf.Tensor, tf.Tensor]] | None = None,
     ) -> None:
+        if (global_decoder is None) == (prototypes is None):
+            raise ValueError("give exactly one of global_decoder and prototypes")
         self.clients = clients
         self.workspaces = workspaces
-        self.own_decoders = isinstance(decoder, list | tuple)
-        if self.own_decoders and any(
-            d is not c.decoder for d, c in zip(decoder, clients, strict=True)
-        ):
-            raise ValueError("per-client decoders must be the clients' own decoders")
         self.radio = radio
         self.batch_size = batch_size
+        self.global_decoder = global_decoder
         self.prototypes = prototypes
-        self._received = {id(ws): self._make_received(ws.encoder) for ws in workspaces}
-        if self.own_decoders:
-            self._predict = {id(ws): self._make_predict(ws.decoder) for ws in workspaces}
-        else:
-            shared = self._make_predict(decoder)
-            self._predict = {id(ws): shared for ws in workspaces}
+        self._scores = {id(ws): self._make_scores(ws) for ws in workspaces}
 
-    def _make_received(self, encoder: keras.Model):
-        radio = self.radio
+    def _make_scores(self, ws):
+        radio, encoder, own = self.radio, ws.encoder, ws.decoder
+        shared = self.global_decoder
 
         @tf.function
-        def received(x, snr_db):
+        def scores(x, snr_db):
             f = normalize_power(encoder(x, training=False))
-            return radio.uplink(f[None], snr_db[None])[0]
+            f_hat = radio.uplink(f[None], snr_db[None])[0]
+            personal = own(f_hat, training=False)
+            glob = personal if shared is None else shared(f_hat, training=False)
+            return f_hat, personal, glob
 
-        return received
+        return scores
 
-    @staticmethod
-    def _make_predict(decoder: keras.Model):
-        @tf.function
-        def predict(f_hat):
-            return tf.argmax(decoder(f_hat, training=False), axis=1, output_type=tf.int32)
-
-        return predict
+    def _batches(self, client: Client, snr_db: float) -> tuple[np.ndarray, ...]:
+        """(received features [n, d], own-decoder logits [n, C], global logits [n, C])."""
+        ws = self.workspaces.view(client)
+        scores = self._scores[id(ws)]
+        n = client.y_test.size
+        b = min(self.batch_size, n)
+        idx = np.resize(np.arange(n), math.ceil(n / b) * b)
+        snr = tf.constant(snr_db, tf.float32)
+        out = [scores(tf.constant(client.x_test[i]), snr) for i in idx.reshape(-1, b)]
+        return tuple(tf.concat(t, 0).numpy()[:n] for t in zip(*out, strict=True))
 
     def received_features(self, client: Client, snr_db: float) -> np.ndarray:
         """Received test features float32 [n_k, d] of one client at ``snr_db``."""
-        ws = self.workspaces.view(client)
-        received = self._received[id(ws)]
-        n = client.y_test.size
-        b = min(self.batch_size, n)
-        pad = math.ceil(n / b) * b
-        idx = np.resize(np.arange(n), pad)
-        snr = tf.constant(snr_db, tf.float32)
-        out = [received(tf.constant(client.x_test[i]), snr) for i in idx.reshape(-1, b)]
-        return tf.concat(out, 0).numpy()[:n]
-
-    def _predictions(self, client: Client, f_hat: np.ndarray) -> np.ndarray:
-        ws = self.workspaces.view(client)
-        return self._predict[id(ws)](tf.constant(f_hat)).numpy()
+        return self._batches(client, snr_db)[0]
 
     def evaluate(self, snr_db: list[float]) -> dict[str, list[float]]:
         """Accuracies of every client (in order), client k's uplink at ``snr_db[k]``.
 
-        ``test_acc``: through the decoder; ``test_acc_proto`` (with prototypes):
-        nearest global prototype. NaN for a client without test samples.
+        Returns ``test_acc_global``, ``test_acc_personal`` and ``test_acc_masked``,
+        each a list over clients; NaN for a client without test samples, and for
+        ``global`` while FedProto has no prototype yet.
         """
-        out: dict[str, list[float]] = {"test_acc": []}
-        protos = None
-        if self.prototypes is not None:
-            out["test_acc_proto"] = []
-            protos = [t.numpy() for t in self.prototypes()]
+        out: dict[str, list[float]] = {f"test_acc_{p}": [] for p in PROTOCOLS}
+        protos = None if self.prototypes is None else [t.numpy() for t in self.prototypes()]
         for c, snr in zip(self.clients, snr_db, strict=True):
             if c.y_test.size == 0:
                 for accs in out.values():
                     accs.append(float("nan"))
                 continue
-            f_hat = self.received_features(c, snr)
-            pred = self._predictions(c, f_hat)
-            out["test_acc"].append(float(np.mean(pred == c.y_test)))
-            if protos is not None:
-                nearest = nearest_prototype(f_hat, *protos)
-                out["test_acc_proto"].append(
-                    float("nan") if nearest is None else float(np.mean(nearest == c.y_test))
-                )
+            f_hat, personal, glob = self._batches(c, snr)
+            if protos is None:
+                global_pred = np.argmax(glob, axis=1)
+            else:
+                global_pred = nearest_prototype(f_hat, *protos)
+            out["test_acc_global"].append(
+                float("nan") if global_pred is None else float(np.mean(global_pred == c.y_test))
+            )
+            out["test_acc_personal"].append(float(np.mean(np.argmax(personal, 1) == c.y_test)))
+            own_classes = c.classes or tuple(np.unique(c.y_train))
+            masked = masked_argmax(personal, own_classes)
+            out["test_acc_masked"].append(float(np.mean(masked == c.y_test)))
         return out
 
-    def accuracy(self, snr_db: list[float]) -> list[float]:
-        """Accuracy of every client (in order) through the decoder."""
-        return self.evaluate(snr_db)["test_acc"]
+
+__all__ = ["PROTOCOLS", "Evaluator", "masked_argmax", "nearest_prototype"]

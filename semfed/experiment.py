@@ -11,6 +11,9 @@ conditional overrides, per-scale settings and plots::
     "partition.ways" = [2, 3, 5]
     [when."algorithm.name=fedavg"]         # extra settings for matching runs
     "model.encoders" = "homogeneous"
+    [[exclude]]                            # grid points left out (all keys must match)
+    "algorithm.name" = "fedavg"
+    "model.encoders" = "heterogeneous"
     [scale.cpu]                            # under an hour on two CPU cores
     seeds = 1
     note = "CPU scale: 10 rounds, encoder width 16, 1 seed"
@@ -49,12 +52,13 @@ TOP_KEYS = {
     "set",
     "grid",
     "when",
+    "exclude",
     "scale",
     "plot",
     "dump_features",
 }
 SCALE_KEYS = {"seeds", "note", "set", "grid"}
-PLOT_KEYS = {"kind", "x", "metric", "where", "by", "name"}
+PLOT_KEYS = {"kind", "x", "metric", "where", "by", "name", "protocol"}
 SIMPLE = re.compile(r"^[A-Za-z0-9_.+\-]+$")
 
 
@@ -104,6 +108,7 @@ class Experiment:
     scales: dict[str, Scale]
     plots: list[dict[str, Any]]
     dump_features: bool = False
+    exclude: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -155,6 +160,14 @@ def load_experiment(path: str | Path) -> Experiment:
             raise ExperimentError(f'{path}: when.{cond!r}: expected "key=value"')
         key, value = cond.split("=", 1)
         when.append((key.strip(), value.strip(), _overrides(table, f"when.{cond}")))
+    exclude = []
+    for i, rule in enumerate(data.get("exclude", [])):
+        if not isinstance(rule, dict) or not rule:
+            raise ExperimentError(f"{path}: exclude[{i}]: expected a table of grid key = value")
+        for key in rule:
+            if key not in grid:
+                raise ExperimentError(f"{path}: exclude[{i}].{key}: not a grid key")
+        exclude.append({k: toml_text(v) for k, v in rule.items()})
     scales = {}
     for name, table in data.get("scale", {}).items():
         extra = set(table) - SCALE_KEYS
@@ -187,6 +200,7 @@ def load_experiment(path: str | Path) -> Experiment:
         scales=scales,
         plots=plots,
         dump_features=bool(data.get("dump_features", False)),
+        exclude=exclude,
     )
 
 
@@ -212,6 +226,7 @@ def make_experiment_plots(exp: Experiment, scale: str, out: Path) -> list[Path]:
             p["kind"],
             x=p.get("x"),
             metric=p.get("metric", "final"),
+            protocol=p.get("protocol"),
             where=p.get("where"),
             by=p.get("by"),
             note=f"{exp.title} [{note or scale + ' scale'}]",
@@ -253,6 +268,7 @@ def run_experiment(
             backend=backend,
             ray_address=ray_address,
             when=exp.when,
+            exclude=exp.exclude,
         )
         shutil.copyfile(out / "runs" / "sweep.csv", out / "sweep.csv")
     elif not (out / "runs").is_dir():

@@ -81,7 +81,13 @@ def build_clients(config: RunConfig, data: ImageDataset, partition: Partition) -
     specs = encoder_specs(config.model, partition.num_clients)
     clients = []
     for split, spec in zip(partition.clients, specs, strict=True):
-        encoder = build_encoder(spec, shape, config.model.feature_dim, f"encoder_{split.id}")
+        encoder = build_encoder(
+            spec,
+            shape,
+            config.model.feature_dim,
+            f"encoder_{split.id}",
+            bn_momentum=config.model.bn_momentum,
+        )
         decoder = build_decoder(
             config.model.feature_dim, config.model.decoder_hidden, data.num_classes
         )

@@ -48,9 +48,16 @@ def encoder_specs(config: ModelConfig, num_clients: int) -> list[EncoderSpec]:
 
 
 def build_encoder(
-    spec: EncoderSpec, input_shape: tuple[int, int, int], feature_dim: int, name: str
+    spec: EncoderSpec,
+    input_shape: tuple[int, int, int],
+    feature_dim: int,
+    name: str,
+    bn_momentum: float = 0.9,
 ) -> keras.Model:
-    """Images uint8-scaled floats [B, H, W, C] in [-1, 1] -> features float32 [B, d]."""
+    """Images uint8-scaled floats [B, H, W, C] in [-1, 1] -> features float32 [B, d].
+
+    ``bn_momentum``: the batch-norm moving-average momentum (``model.bn_momentum``).
+    """
     x_in = keras.Input(shape=input_shape)
     x = x_in
     for i, f in enumerate(spec.filters):
@@ -58,7 +65,7 @@ def build_encoder(
             x
         )
         if i > 0:
-            x = keras.layers.BatchNormalization()(x)
+            x = keras.layers.BatchNormalization(momentum=bn_momentum)(x)
         x = keras.layers.LeakyReLU(negative_slope=0.2)(x)
     x = keras.layers.Flatten()(x)
     out = keras.layers.Dense(feature_dim)(x)
@@ -83,7 +90,19 @@ def build_scg(input_dim: int, hidden: int, feature_dim: int) -> keras.Model:
     return keras.Model(z_in, out, name="scg")
 
 
-def scg_inputs(num_classes: int, input_dim: int, seed: int) -> np.ndarray:
-    """The fixed random per-class SCG inputs z_c, float32 [C, input_dim]."""
-    rng = np.random.default_rng(seed)
+def normalization_weight_indices(model: keras.Model) -> list[int]:
+    """Positions in ``model.weights`` of the batch-norm layers' variables
+    (scale, offset, moving mean and variance)."""
+    norm = {
+        id(v)
+        for layer in model.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+        for v in layer.weights
+    }
+    return [i for i, w in enumerate(model.weights) if id(w) in norm]
+
+
+def scg_inputs(num_classes: int, input_dim: int, rng: np.random.Generator) -> np.ndarray:
+    """The fixed random per-class SCG inputs z_c, float32 [C, input_dim], drawn from
+    ``rng`` (the run's SCG-input stream)."""
     return rng.standard_normal((num_classes, input_dim)).astype(np.float32)

@@ -1,12 +1,14 @@
 """Figures from run and sweep directories (matplotlib, Agg backend; PNG and PDF).
 
 * ``curves``: test accuracy vs round, one curve per distinct setting; runs that
-  differ only in ``training.seed`` are grouped (mean line, min-max band).
+  differ only in their seeds are grouped (mean line, 95 % Student-t band).
 * ``snr``: final accuracy vs SNR, one curve per setting (usually the algorithm):
   from ``test_acc_by_snr`` (evaluation at several SNRs) when the runs have it,
-  else from runs that differ in ``link.uplink_snr_db`` (a sweep).
-* ``vs``: final (or best) accuracy vs any config key ``x`` (``partition.ways``
-  for accuracy vs m), one curve per other setting, mean and min-max over seeds.
+  else from runs that differ in ``link.uplink_snr_db`` (a sweep); mean and 95 %
+  interval over seeds as error bars.
+* ``vs``: final (or oracle best) accuracy vs any config key ``x``
+  (``partition.ways`` for accuracy vs m), one curve per other setting, mean and
+  95 % interval over seeds as error bars.
 * ``cost``: final accuracy vs the communication load of the whole run (real
   values sent: two per channel symbol, one per 32 parameter bits), one point
   per setting.
@@ -16,8 +18,10 @@
   ``--dump-features``) coloured by class, one figure per run.
 
 Every kind takes ``note`` (appended to the title: the scale of a CPU-size
-run), ``where`` (keep runs whose config has these values) and ``by`` (one
-figure per value of a config key).
+run), ``where`` (keep runs whose config has these values), ``by`` (one
+figure per value of a config key) and ``protocol`` (the evaluation protocol:
+global, personal or masked; default each run's ``evaluation.protocol``).
+Titles say the protocol and n, the number of seeds.
 """
 
 from __future__ import annotations
@@ -30,13 +34,13 @@ from typing import Any
 
 import numpy as np
 
-from semfed.cli import UserError
+from semfed.errors import UserError
 
 KINDS = ("curves", "snr", "vs", "cost", "link", "tsne")
 TSNE_MAX_POINTS = 2000
 # Keys that never define a distinct setting.
 IGNORED_PREFIXES = ("output.",)
-SEED_KEY = "training.seed"
+SEED_KEYS = ("training.seed", "partition.seed")  # runs differing only here are seeds
 SNR_KEYS = ("link.uplink_snr_db", "link.downlink_snr_db", "evaluation.snr_db")
 
 
@@ -86,7 +90,7 @@ def _setting(run: dict[str, Any], drop: tuple[str, ...] = ()) -> tuple:
         sorted(
             (k, v)
             for k, v in run["config"].items()
-            if k != SEED_KEY and k not in drop and not k.startswith(IGNORED_PREFIXES)
+            if k not in SEED_KEYS and k not in drop and not k.startswith(IGNORED_PREFIXES)
         )
     )
 
@@ -128,7 +132,17 @@ def group_runs(
     return labelled, common
 
 
-def title_for(common: dict[str, Any], runs: list[dict[str, Any]], head: str, note: str = "") -> str:
+def _seeds(run: dict[str, Any]) -> tuple:
+    return tuple(run["config"].get(k) for k in SEED_KEYS)
+
+
+def title_for(
+    common: dict[str, Any],
+    runs: list[dict[str, Any]],
+    head: str,
+    note: str = "",
+    protocol: str | None = None,
+) -> str:
     parts = []
     for key, name in (
         ("data.name", "data"),
@@ -141,8 +155,10 @@ def title_for(common: dict[str, Any], runs: list[dict[str, Any]], head: str, not
     ):
         if key in common:
             parts.append(f"{name}={_fmt(common[key])}")
-    seeds = {r["config"].get(SEED_KEY) for r in runs}
-    parts.append(f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
+    if protocol is not None:
+        parts.append(f"protocol {protocol}")
+    seeds = {_seeds(r) for r in runs}
+    parts.append(f"n = {len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
     text = head + "\n" + ", ".join(parts)
     return text + _note_lines(note)
 
@@ -176,22 +192,58 @@ def _save(plt, fig, out: Path, stem: str) -> list[Path]:
     return paths
 
 
+def _intervals(samples: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per point: mean and 95 % Student-t interval over its samples (NaN for one)."""
+    from semfed.statistics import mean_interval
+
+    ivs = [mean_interval(v) for v in samples]
+    return tuple(np.array([getattr(i, f) for i in ivs]) for f in ("mean", "low", "high"))
+
+
 def _mean_band(ax, x, ys: np.ndarray, label: str) -> None:
-    mean = ys.mean(axis=0)
+    mean, low, high = _intervals([list(col) for col in ys.T])
     (line,) = ax.plot(x, mean, marker="o", markersize=3, label=label)
     if ys.shape[0] > 1:
-        ax.fill_between(x, ys.min(axis=0), ys.max(axis=0), color=line.get_color(), alpha=0.2)
+        ax.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
 
 
-def plot_curves(runs: list[dict[str, Any]], out: Path, note: str = "") -> list[Path]:
+def _error_bars(ax, xs: list[float], samples: list[list[float]], label: str) -> None:
+    mean, low, high = _intervals(samples)
+    yerr = np.nan_to_num(np.array([mean - low, high - mean]))
+    ax.errorbar(xs, mean, yerr=yerr, marker="o", markersize=4, capsize=3, label=label)
+
+
+def _protocol(runs: list[dict[str, Any]], protocol: str | None) -> str:
+    """The protocol to show: ``protocol`` or the runs' own ``evaluation.protocol``."""
+    if protocol is not None:
+        return protocol
+    found = {r["config"].get("evaluation.protocol", "global") for r in runs}
+    if len(found) > 1:
+        raise UserError(
+            f"the runs use different evaluation.protocol ({', '.join(sorted(found))}): "
+            "choose one with --protocol"
+        )
+    return found.pop() if found else "global"
+
+
+def _acc_key(metrics: dict[str, Any], protocol: str) -> str:
+    key = f"test_acc_{protocol}"
+    return key if key in metrics else "test_acc"
+
+
+def plot_curves(
+    runs: list[dict[str, Any]], out: Path, note: str = "", protocol: str | None = None
+) -> list[Path]:
     runs = [r for r in runs if any("test_acc" in m for m in r["metrics"])]
     if not runs:
         raise UserError("no run has test accuracies (metrics.jsonl with test_acc)")
+    protocol = _protocol(runs, protocol)
     groups, common = group_runs(runs)
     plt, fig, ax = _figure()
     for label, members in groups:
         series = [
-            {m["round"]: m["test_acc"] for m in r["metrics"] if "test_acc" in m} for r in members
+            {m["round"]: m[_acc_key(m, protocol)] for m in r["metrics"] if "test_acc" in m}
+            for r in members
         ]
         rounds = sorted(set.intersection(*(set(s) for s in series)))
         if not rounds:
@@ -206,22 +258,17 @@ def plot_curves(runs: list[dict[str, Any]], out: Path, note: str = "") -> list[P
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(
-        title_for(common, runs, "Test accuracy vs round (mean, min-max over seeds)", note),
-        fontsize=9,
-    )
+    head = "Test accuracy vs round (mean, 95 % interval over seeds)"
+    ax.set_title(title_for(common, runs, head, note, protocol), fontsize=9)
     return _save(plt, fig, out, "curves")
 
 
-def _snr_points(run: dict[str, Any]) -> tuple[list[tuple[float, float]], str]:
-    """(SNR, accuracy) points of a run and where they come from."""
-    by_snr = None
-    for m in reversed(run["metrics"]):
-        if "test_acc_by_snr" in m:
-            by_snr = m["test_acc_by_snr"]
-            break
+def _snr_points(run: dict[str, Any], protocol: str) -> tuple[list[tuple[float, float]], str]:
+    """(SNR, final accuracy) points of a run and where they come from."""
+    summary = run["summary"]
+    by_snr = summary.get(f"final_test_acc_{protocol}_by_snr")
     if by_snr is None:
-        by_snr = run["summary"].get("final_test_acc_by_snr")
+        by_snr = summary.get("final_test_acc_by_snr")
     points = []
     if by_snr:
         for label, acc in by_snr.items():
@@ -231,18 +278,18 @@ def _snr_points(run: dict[str, Any]) -> tuple[list[tuple[float, float]], str]:
                 continue
         if points:
             return points, "evaluation"
-    acc = run["summary"].get("final_test_acc")
-    if acc is None:
-        accs = [m["test_acc"] for m in run["metrics"] if "test_acc" in m]
-        acc = accs[-1] if accs else None
+    acc = _final_acc(run, "final", protocol)
     snr = run["config"].get("link.uplink_snr_db")
     if acc is not None and isinstance(snr, int | float):
         return [(float(snr), float(acc))], "uplink"
     return [], ""
 
 
-def plot_snr(runs: list[dict[str, Any]], out: Path, note: str = "") -> list[Path]:
-    pts = {id(r): _snr_points(r) for r in runs}
+def plot_snr(
+    runs: list[dict[str, Any]], out: Path, note: str = "", protocol: str | None = None
+) -> list[Path]:
+    protocol = _protocol(runs, protocol)
+    pts = {id(r): _snr_points(r, protocol) for r in runs}
     runs = [r for r in runs if pts[id(r)][0]]
     if not runs:
         raise UserError(
@@ -260,12 +307,7 @@ def plot_snr(runs: list[dict[str, Any]], out: Path, note: str = "") -> list[Path
             for snr, acc in pts[id(r)][0]:
                 acc_by[snr].append(acc * 100)
         snrs = sorted(acc_by)
-        mean = np.array([np.mean(acc_by[s]) for s in snrs])
-        lo = np.array([np.min(acc_by[s]) for s in snrs])
-        hi = np.array([np.max(acc_by[s]) for s in snrs])
-        (line,) = ax.plot(snrs, mean, marker="o", markersize=4, label=label)
-        if np.any(hi > lo):
-            ax.fill_between(snrs, lo, hi, color=line.get_color(), alpha=0.2)
+        _error_bars(ax, snrs, [acc_by[s] for s in snrs], label)
     what = "evaluation SNR" if sources == {"evaluation"} else "SNR"
     if sources == {"uplink"}:
         what = "uplink SNR"
@@ -273,7 +315,8 @@ def plot_snr(runs: list[dict[str, Any]], out: Path, note: str = "") -> list[Path
     ax.set_ylabel("final test accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title_for(common, runs, f"Final accuracy vs {what}", note), fontsize=9)
+    head = f"Final accuracy vs {what} (mean, 95 % interval over seeds)"
+    ax.set_title(title_for(common, runs, head, note, protocol), fontsize=9)
     return _save(plt, fig, out, "snr")
 
 
@@ -337,12 +380,12 @@ def plot_tsne(
     return paths
 
 
-def _final_acc(run: dict[str, Any], metric: str = "final") -> float | None:
-    acc = run["summary"].get(f"{metric}_test_acc")
-    if acc is None:
-        accs = [m["test_acc"] for m in run["metrics"] if m.get("test_acc") is not None]
-        if accs:
-            acc = accs[-1] if metric == "final" else max(accs)
+def _final_acc(run: dict[str, Any], metric: str = "final", protocol: str = "global"):
+    """The run's final (window mean) or oracle-best accuracy under ``protocol``."""
+    s = run["summary"]
+    acc = s.get(f"{metric}_test_acc_{protocol}")
+    if acc is None and run["config"].get("evaluation.protocol", "global") == protocol:
+        acc = s.get(f"{metric}_test_acc")
     return None if acc is None else float(acc)
 
 
@@ -355,12 +398,18 @@ def _numeric(v: Any) -> float | None:
 
 
 def plot_vs(
-    runs: list[dict[str, Any]], out: Path, x: str, metric: str = "final", note: str = ""
+    runs: list[dict[str, Any]],
+    out: Path,
+    x: str,
+    metric: str = "final",
+    note: str = "",
+    protocol: str | None = None,
 ) -> list[Path]:
-    """Final (or best) accuracy vs config key ``x``, one curve per other setting."""
+    """Final (or oracle best) accuracy vs config key ``x``, one curve per other setting."""
+    protocol = _protocol(runs, protocol)
     pts = {}
     for r in runs:
-        xv, acc = _numeric(r["config"].get(x)), _final_acc(r, metric)
+        xv, acc = _numeric(r["config"].get(x)), _final_acc(r, metric, protocol)
         if xv is not None and acc is not None:
             pts[id(r)] = (xv, acc * 100)
     runs = [r for r in runs if id(r) in pts]
@@ -375,20 +424,19 @@ def plot_vs(
             xv, acc = pts[id(r)]
             acc_by[xv].append(acc)
         xs = sorted(acc_by)
-        ys = [acc_by[v] for v in xs]
-        (line,) = ax.plot(xs, [np.mean(y) for y in ys], marker="o", markersize=4, label=label)
-        lo, hi = [min(y) for y in ys], [max(y) for y in ys]
-        if any(h > lo_ for h, lo_ in zip(hi, lo, strict=True)):
-            ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
+        _error_bars(ax, xs, [acc_by[v] for v in xs], label)
+    what = METRIC_NAMES[metric]
     ax.set_xlabel(AXIS_NAMES.get(x, x))
-    ax.set_ylabel(f"{metric} test accuracy (%)")
+    ax.set_ylabel(f"{what} test accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    head = f"{metric.capitalize()} accuracy vs {AXIS_NAMES.get(x, x)}"
-    ax.set_title(title_for(common, runs, head, note), fontsize=9)
+    head = f"{what.capitalize()} accuracy vs {AXIS_NAMES.get(x, x)} (mean, 95 % interval)"
+    ax.set_title(title_for(common, runs, head, note, protocol), fontsize=9)
     return _save(plt, fig, out, f"vs_{_short(x)}")
 
 
+METRICS = ("final", "oracle_best")
+METRIC_NAMES = {"final": "final", "oracle_best": "oracle best (selected on the test set)"}
 AXIS_NAMES = {
     "partition.ways": "m (classes per client)",
     "partition.num_clients": "K (clients)",
@@ -409,27 +457,34 @@ def communication_load(run: dict[str, Any]) -> float | None:
     return 2.0 * (s[keys[0]] + s[keys[1]]) + s[keys[2]] / 32.0
 
 
-def plot_cost(runs: list[dict[str, Any]], out: Path, note: str = "") -> list[Path]:
+def plot_cost(
+    runs: list[dict[str, Any]], out: Path, note: str = "", protocol: str | None = None
+) -> list[Path]:
     """Final accuracy against the communication load of the run, one point per setting."""
-    runs = [r for r in runs if communication_load(r) and _final_acc(r) is not None]
+    protocol = _protocol(runs, protocol) if runs else "global"
+    runs = [r for r in runs if communication_load(r) and _final_acc(r, "final", protocol)]
     if not runs:
         raise UserError("no finished run with communication totals in summary.json")
     groups, common = group_runs(runs)
     plt, fig, ax = _figure()
     for label, members in groups:
-        load = np.mean([communication_load(r) for r in members])
-        accs = np.array([_final_acc(r) * 100 for r in members])
-        yerr = [[accs.mean() - accs.min()], [accs.max() - accs.mean()]]
-        ax.errorbar([load], [accs.mean()], yerr=yerr, marker="o", capsize=3, label=label)
+        load = float(np.mean([communication_load(r) for r in members]))
+        accs = [_final_acc(r, "final", protocol) * 100 for r in members]
+        _error_bars(ax, [load], [accs], label)
         ax.annotate(
-            label, (load, accs.mean()), fontsize=7, xytext=(4, 4), textcoords="offset points"
+            label,
+            (load, float(np.mean(accs))),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
         )
     ax.set_xscale("log")
     ax.set_xlabel("communication load of the run (real values sent, log scale)")
     ax.set_ylabel("final test accuracy (%)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    ax.set_title(title_for(common, runs, "Accuracy vs communication load", note), fontsize=9)
+    head = "Final accuracy vs communication load (mean, 95 % interval)"
+    ax.set_title(title_for(common, runs, head, note, protocol), fontsize=9)
     return _save(plt, fig, out, "cost")
 
 
@@ -493,10 +548,12 @@ def make_plots(
     by: str | None = None,
     note: str = "",
     prefix: str = "",
+    protocol: str | None = None,
 ) -> list[Path]:
     """The figures of ``kind`` (PNG and PDF) in ``out``; returns their paths.
 
-    ``x``: the key of kind ``vs``; ``metric``: final or best (kind ``vs``);
+    ``x``: the key of kind ``vs``; ``metric``: final or oracle_best (kind ``vs``);
+    ``protocol``: global, personal or masked (default: the runs' own);
     ``where``: keep runs whose config has these values; ``by``: one figure per
     value of this key; ``note``: appended to every title; ``prefix``: put before
     every file name.
@@ -505,8 +562,10 @@ def make_plots(
         raise UserError(f"--kind {kind!r}: expected one of {', '.join(KINDS)}")
     if kind == "vs" and not x:
         raise UserError("--kind vs needs --x KEY (e.g. partition.ways)")
-    if metric not in ("final", "best"):
-        raise UserError(f"--metric {metric!r}: expected final or best")
+    if metric not in METRICS:
+        raise UserError(f"--metric {metric!r}: expected one of {', '.join(METRICS)}")
+    if protocol is not None and protocol not in ("global", "personal", "masked"):
+        raise UserError(f"--protocol {protocol!r}: expected global, personal or masked")
     out = Path(out)
     if kind == "link":
         return _renamed(plot_link([Path(p) for p in paths], out, note), prefix)
@@ -523,10 +582,12 @@ def make_plots(
     made = []
     for tag, part in parts:
         if kind == "vs":
-            paths_made = plot_vs(part, out, x, metric, note)
+            paths_made = plot_vs(part, out, x, metric, note, protocol)
+        elif kind == "tsne":
+            paths_made = plot_tsne(part, out, note)
         else:
-            fn = {"curves": plot_curves, "snr": plot_snr, "tsne": plot_tsne, "cost": plot_cost}
-            paths_made = fn[kind](part, out, note)
+            fn = {"curves": plot_curves, "snr": plot_snr, "cost": plot_cost}
+            paths_made = fn[kind](part, out, note, protocol)
         made += _renamed(paths_made, prefix + tag)
     return made
 

@@ -8,8 +8,10 @@ failed run is recorded (``OUT/<name>/error.txt``: the last lines of its stderr) 
 the others go on. ``OUT/sweep.csv`` summarises every run and is rewritten
 atomically after each one finishes.
 
-Seeds (``--seeds N``) set ``training.seed`` to 0..N-1 only: ``partition.seed`` is
-kept, so every seed of a sweep trains on the same split.
+Seeds (``--seeds N``) set every seed key (``training.seed`` and
+``partition.seed`` by default; ``seed_keys`` to change) to the seed index
+0..N-1, so seeds vary the split as well as the training. Runs with the same
+index are paired across the grid: same split, batch order and channel draws.
 
 Backends: ``local`` runs at most ``workers`` runs at once from a thread pool;
 ``ray`` (the ``distributed`` extra) makes each run a Ray task asking for
@@ -46,6 +48,9 @@ from semfed.io import write_json_atomic, write_text_atomic
 ERROR_TAIL_LINES = 20
 MAX_NAME = 150
 STATUSES = ("done", "failed", "skipped-done", "pending")
+# What --seeds N sets to the seed index: the split and the training both vary.
+SEED_KEYS = ("training.seed", "partition.seed")
+PROTOCOL_COLUMNS = tuple(f"final_test_acc_{p}" for p in ("global", "personal", "masked"))
 BACKENDS = ("local", "ray")
 RAY_MISSING = "the Ray backend needs the 'distributed' extra: pip install 'semfed[distributed]'"
 # Environment variables of the driver passed on to Ray tasks (a cluster node has its own).
@@ -64,7 +69,7 @@ class SweepRun:
     overrides: list[str]  # --set items of this run (base overrides first)
     status: str = "pending"
     final_test_acc: float | None = None
-    best_test_acc: float | None = None
+    oracle_best_test_acc: float | None = None
     rounds: int | None = None
     wall_s: float | None = None
     config_hash: str | None = None
@@ -154,20 +159,35 @@ def plan_runs(
     overrides: Sequence[str] = (),
     seeds: int | None = None,
     when: Sequence[tuple[str, str, Sequence[str]]] = (),
+    seed_keys: Sequence[str] = SEED_KEYS,
+    exclude: Sequence[dict[str, str]] = (),
 ) -> list[SweepRun]:
     """The runs of the grid (x seeds), in a stable order, with unique names.
 
     ``when``: (grid key, value, overrides): extra ``--set`` items for the runs
     whose grid value of that key equals ``value`` (compared as parsed values),
     e.g. homogeneous encoders for the FedAvg runs of a comparison.
+    ``seed_keys``: the config keys ``seeds`` sets to the seed index.
+    ``exclude``: grid points left out, each a {grid key: value} that must all match
+    (e.g. FedAvg on heterogeneous encoders, which it cannot run).
     """
     base = load_config(config_path, overrides)  # the base must be valid on its own
     known = _known_keys(base.to_dict())
+    if seeds is not None and not seed_keys:
+        raise SweepError("--seed-keys: no key given")
+    for key in seed_keys:
+        if key not in known:
+            raise SweepError(f"--seed-keys {key}: unknown config key")
     for key, _ in grid:
         if key not in known:
             raise SweepError(f"--grid {key}: unknown config key")
-        if key == "training.seed" and seeds is not None:
-            raise SweepError("--grid training.seed and --seeds exclude each other")
+        if key in seed_keys and seeds is not None:
+            raise SweepError(f"--grid {key} and --seeds exclude each other ({key} is a seed key)")
+    grid_keys = {k for k, _ in grid}
+    for rule in exclude:
+        for key in rule:
+            if key not in grid_keys:
+                raise SweepError(f"exclude {key}=...: {key} is not a grid key")
     if seeds is not None and seeds < 1:
         raise SweepError(f"--seeds {seeds}: expected >= 1")
     for key, _, _ in when:
@@ -178,6 +198,8 @@ def plan_runs(
     keys = [k for k, _ in grid]
     for combo in itertools.product(*[vals for _, vals in grid]):
         values = dict(zip(keys, combo, strict=True))
+        if any(all(_same_value(k, values[k], str(v)) for k, v in rule.items()) for rule in exclude):
+            continue
         for seed in seed_list:
             name = run_name(values, seed)
             if name in names:
@@ -188,7 +210,7 @@ def plan_runs(
                 if key in values and _same_value(key, values[key], value):
                     run_over.extend(extra)
             if seed is not None:
-                run_over.append(f"training.seed={seed}")
+                run_over.extend(f"{key}={seed}" for key in seed_keys)
             runs.append(SweepRun(name=name, grid=values, seed=seed, overrides=run_over))
     return runs
 
@@ -205,7 +227,8 @@ def csv_text(runs: Sequence[SweepRun], grid_keys: Sequence[str]) -> str:
         "seed",
         "status",
         "final_test_acc",
-        "best_test_acc",
+        *PROTOCOL_COLUMNS,
+        "oracle_best_test_acc",
         "rounds",
         "wall_s",
         "config_hash",
@@ -220,7 +243,8 @@ def csv_text(runs: Sequence[SweepRun], grid_keys: Sequence[str]) -> str:
             "seed": "" if r.seed is None else r.seed,
             "status": r.status,
             "final_test_acc": r.final_test_acc,
-            "best_test_acc": r.best_test_acc,
+            **{c: r.extra.get(c) for c in PROTOCOL_COLUMNS},
+            "oracle_best_test_acc": r.oracle_best_test_acc,
             "rounds": r.rounds,
             "wall_s": None if r.wall_s is None else round(r.wall_s, 2),
             "config_hash": r.config_hash,
@@ -239,7 +263,8 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
 
 def _take_summary(run: SweepRun, summary: dict[str, Any]) -> None:
     run.final_test_acc = summary.get("final_test_acc")
-    run.best_test_acc = summary.get("best_test_acc")
+    run.oracle_best_test_acc = summary.get("oracle_best_test_acc")
+    run.extra.update({c: summary.get(c) for c in PROTOCOL_COLUMNS})
     run.rounds = summary.get("rounds")
     run.wall_s = summary.get("wall_s")
 
@@ -293,10 +318,12 @@ def run_sweep(
     cpus_per_run: float = 1,
     gpus_per_run: float = 0,
     when: Sequence[tuple[str, str, Sequence[str]]] = (),
+    seed_keys: Sequence[str] = SEED_KEYS,
+    exclude: Sequence[dict[str, str]] = (),
 ) -> list[SweepRun]:
     """Run (or continue) the sweep; returns every run with its status.
 
-    ``when``: conditional overrides, as in :func:`plan_runs`.
+    ``when``, ``seed_keys``, ``exclude``: as in :func:`plan_runs`.
 
     ``backend="ray"``: each run is a Ray task with ``cpus_per_run`` CPUs and
     ``gpus_per_run`` GPUs, on a local Ray with ``workers`` CPUs, or, with
@@ -307,7 +334,7 @@ def run_sweep(
         raise SweepError(f"--workers {workers}: expected >= 1")
     _check_backend(backend, ray_address, cpus_per_run, gpus_per_run, workers)
     out = Path(out)
-    runs = plan_runs(config_path, grid, overrides, seeds, when)
+    runs = plan_runs(config_path, grid, overrides, seeds, when, seed_keys, exclude)
     grid_keys = [k for k, _ in grid]
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
@@ -317,6 +344,8 @@ def run_sweep(
             "grid": {k: v for k, v in grid},
             "overrides": list(overrides),
             "seeds": seeds,
+            "seed_keys": list(seed_keys),
+            "exclude": [dict(rule) for rule in exclude],
             "when": [[k, v, list(extra)] for k, v, extra in when],
             "runs": [r.name for r in runs],
         },
@@ -474,6 +503,8 @@ def _run_on_ray(
     # Shut down at the end only what we started: our local Ray is stopped, a
     # cluster is only disconnected from; a Ray the caller started is left alone.
     ours = not ray.is_initialized()
+    # These machines are offline, and a sweep has no business reporting usage.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     init: dict[str, Any] = {
         "include_dashboard": False,
         "log_to_driver": False,
@@ -495,6 +526,7 @@ def _run_on_ray(
                 raise SweepError(f"--gpus-per-run {gpus_per_run}: the local Ray has {have:g} GPUs")
         task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)(execute_run)
         env = {k: v for k, v in os.environ.items() if k.startswith(FORWARD_ENV_PREFIXES)}
+        env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         cwd = os.getcwd()
         for run, resume in todo:
             run_dir = str((out / run.name).resolve())
@@ -522,6 +554,7 @@ def _run_on_ray(
 
 __all__ = [
     "BACKENDS",
+    "SEED_KEYS",
     "SweepError",
     "SweepRun",
     "execute_run",

@@ -6,8 +6,9 @@ The same run loop serves every algorithm (``algorithm.name``, see
 Files in the run directory:
   config.toml      the resolved config
   metrics.jsonl    one JSON object per evaluated round
-  summary.json     final and best accuracy, rounds, wall time, communication
-                   totals, config hash, partition fingerprint
+  summary.json     final accuracy (mean of the last evaluations) under every
+                   protocol, rounds, wall time, communication totals, config
+                   hash, partition fingerprint
   checkpoints/     the latest checkpoint (models, optimizers, generator states)
   tb/              TensorBoard events
   features.npz     received test features with labels (``dump_features``)
@@ -25,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from semfed.config import ConfigError, RunConfig, load_config
+from semfed.evaluation import PROTOCOLS
 from semfed.io import write_json_atomic, write_text_atomic
+from semfed.streams import generator
 
 # Keys that may change when a run is resumed (more rounds, other evaluation).
 RESUMABLE_CHANGES = {"training.rounds", "training.checkpoint_every", "evaluation", "output"}
@@ -82,13 +85,16 @@ def _check_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool) 
 
 
 def _seed_everything(seed: int) -> None:
+    """Initial weights from the run's ``init`` stream, Sionna's generators (the
+    training channel draws) from its ``training`` stream (:mod:`semfed.streams`)."""
     import keras
     import tensorflow as tf
 
     from phy.seeding import set_seed
+    from semfed.streams import stream_seed
 
-    keras.utils.set_random_seed(seed)
-    set_seed(seed)  # spreads nearby run seeds apart in Sionna's Philox stream
+    keras.utils.set_random_seed(stream_seed(seed, "init") % 2**32)
+    set_seed(stream_seed(seed, "training"))
     tf.config.experimental.enable_op_determinism()
 
 
@@ -143,7 +149,7 @@ def run_training(
     algorithm, partition = build_federation(config, ideal_link=ideal_link)
     clients = algorithm.clients
     evaluator = algorithm.make_evaluator(config.evaluation.batch_size)
-    rng = np.random.default_rng(config.training.seed)
+    rng = generator(config.training.seed, "training")  # the batch schedule
     eval_snrs = _evaluation_snrs(config)
 
     ckpt_dir = out / "checkpoints"
@@ -219,17 +225,9 @@ def run_training(
             writer.close()
 
     if dump_features:
-        _dump_features(out / "features.npz", evaluator, clients, eval_snrs[0][1])
-    accs = [r["test_acc"] for r in records]
-    summary = {
-        "algorithm": config.algorithm.name,
-        "final_test_acc": accs[-1] if accs else None,
-        "best_test_acc": max(accs) if accs else None,
-    }
-    if records and "test_acc_proto" in records[-1]:
-        proto = [r["test_acc_proto"] for r in records]
-        summary["final_test_acc_proto"] = proto[-1]
-        summary["best_test_acc_proto"] = max(proto)
+        with _stream(config.training.seed, "feature_dump", last_round):
+            _dump_features(out / "features.npz", evaluator, clients, eval_snrs[0][1])
+    summary = {"algorithm": config.algorithm.name, **final_accuracies(records, config.evaluation)}
     summary.update(
         {
             "rounds": last_round + 1,
@@ -240,8 +238,6 @@ def run_training(
             "partition_fingerprint": partition.fingerprint(),
         }
     )
-    if records and "test_acc_by_snr" in records[-1]:
-        summary["final_test_acc_by_snr"] = records[-1]["test_acc_by_snr"]
     write_json_atomic(out / "summary.json", _finite_or_none(summary))
     return summary
 
@@ -256,34 +252,81 @@ def _evaluation_snrs(config: RunConfig) -> list[tuple[str, list[float]]]:
     return [(f"{v:g}", [v] * k) for v in values]
 
 
-def _evaluate(evaluator, eval_snrs, config: RunConfig, round_index: int) -> dict[str, Any]:
-    """``test_acc`` (and ``test_acc_proto`` for FedProto): mean over clients, per client,
-    and by evaluation SNR.
+def final_accuracies(records: list[dict[str, Any]], evaluation) -> dict[str, Any]:
+    """The summary's accuracies from the evaluated rounds' records.
 
-    The channel draws of evaluation come from their own stream (seeded by the run's
-    seed and the round) and Sionna's training stream is put back afterwards, so the
-    evaluation schedule and SNRs never change training (and may change on resume).
+    ``final_test_acc_<protocol>``: the mean over the last ``evaluation.final_window``
+    evaluations (fewer if the run has fewer), so the headline figure selects
+    nothing on the test set; ``final_test_acc`` is the configured protocol's.
+    ``oracle_best_test_acc_<protocol>``: the best evaluated round, which *is*
+    selected on the test set (an optimistic bound, never a headline figure).
+    ``final_test_acc[_<protocol>]_by_snr``: the window mean at each evaluation SNR.
     """
-    from sionna.phy import config as sionna_config
+    window = records[-evaluation.final_window :]
+    out: dict[str, Any] = {"final_window": len(window), "protocol": evaluation.protocol}
 
-    from phy.seeding import sionna_seed
+    def mean(values: list[Any]) -> float | None:
+        vals = [v for v in values if v is not None and not math.isnan(v)]
+        return float(np.mean(vals)) if vals else None
 
-    saved = sionna_config.tf_rng.state.numpy()
-    sionna_config.tf_rng.reset_from_seed(
-        sionna_seed(config.training.seed * 1_000_003 + round_index)
-    )
-    try:
+    for p in PROTOCOLS:
+        key = f"test_acc_{p}"
+        out[f"final_{key}"] = mean([r.get(key) for r in window]) if window else None
+        every = [r[key] for r in records if r.get(key) is not None and not math.isnan(r[key])]
+        out[f"oracle_best_{key}"] = max(every) if every else None
+    out["final_test_acc"] = out[f"final_test_acc_{evaluation.protocol}"]
+    out["oracle_best_test_acc"] = out[f"oracle_best_test_acc_{evaluation.protocol}"]
+    for p in (*PROTOCOLS, None):
+        key = "test_acc_by_snr" if p is None else f"test_acc_{p}_by_snr"
+        if window and key in window[-1]:
+            out[f"final_{key}"] = {
+                label: mean([(r.get(key) or {}).get(label) for r in window])
+                for label in window[-1][key]
+            }
+    return out
+
+
+class _stream:
+    """Within the block, Sionna's TensorFlow generator draws from stream ``tag`` of
+    the run; the training stream's state is put back afterwards, so what is done
+    inside (evaluation, feature dumps) never changes training."""
+
+    def __init__(self, seed: int, tag: str, round_index: int) -> None:
+        self.args = (seed, tag, round_index)
+
+    def __enter__(self) -> None:
+        from sionna.phy import config as sionna_config
+
+        from semfed.streams import sionna_stream
+
+        self._saved = sionna_config.tf_rng.state.numpy()
+        sionna_stream(*self.args)
+
+    def __exit__(self, *exc: object) -> None:
+        from sionna.phy import config as sionna_config
+
+        sionna_config.tf_rng.state.assign(self._saved)
+
+
+def _evaluate(evaluator, eval_snrs, config: RunConfig, round_index: int) -> dict[str, Any]:
+    """Every protocol's accuracy (mean over clients, per client, by evaluation SNR),
+    and the configured protocol's under the plain names ``test_acc`` & co.
+
+    The channel draws of evaluation come from the run's evaluation stream of this
+    round, so the evaluation schedule and SNRs never change training (and may
+    change on resume).
+    """
+    with _stream(config.training.seed, "evaluation", round_index):
         return _evaluate_all(evaluator, eval_snrs, config)
-    finally:
-        sionna_config.tf_rng.state.assign(saved)
 
 
 def _evaluate_all(evaluator, eval_snrs, config: RunConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    by_snr: dict[str, dict[str, float]] = {}
+    by_snr: dict[str, dict[str, float | None]] = {}
     for i, (label, snrs) in enumerate(eval_snrs):
         for key, accs in evaluator.evaluate(snrs).items():
-            mean = float(np.nanmean(accs))
+            finite = [a for a in accs if not math.isnan(a)]
+            mean = float(np.mean(finite)) if finite else float("nan")
             if i == 0:
                 out[key] = mean
                 out[f"{key}_per_client"] = accs
@@ -291,6 +334,10 @@ def _evaluate_all(evaluator, eval_snrs, config: RunConfig) -> dict[str, Any]:
     if len(eval_snrs) > 1 or config.evaluation.snr_db is not None:
         for key, values in by_snr.items():
             out[f"{key}_by_snr"] = values
+    chosen = f"test_acc_{config.evaluation.protocol}"
+    for suffix in ("", "_per_client", "_by_snr"):
+        if chosen + suffix in out:
+            out["test_acc" + suffix] = out[chosen + suffix]
     return out
 
 

@@ -16,19 +16,17 @@ import typing
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny_setting import TINY_SETTING
+from tiny_setting import TINY_SETTING, ideal_federation
 
-from semfed.algorithms import FedAvg, FedCL, FedProto, build_algorithm
+from semfed.algorithms import FedAvg, FedCL, FedProto
 from semfed.checkpoint import load_checkpoint, save_checkpoint
 from semfed.cli import main
 from semfed.config import ALGORITHMS, AlgorithmConfig, ConfigError, load_config
 from semfed.data import load_dataset
 from semfed.evaluation import nearest_prototype
-from semfed.federation import build_clients
 from semfed.losses import regularized_task_loss
 from semfed.partition import make_partition
-from semfed.radio import RadioLinks
-from semfed.train import _seed_everything, run_training
+from semfed.train import run_training
 
 # The tiny setting of test_fedcl.py with identical encoders, so that FedAvg can
 # run and every algorithm shares one config but algorithm.name; round 0 is
@@ -54,13 +52,7 @@ def data():
 def build(data, name: str, *extra: str):
     """An untrained federation of ``name`` over an ideal link, 2 local iterations."""
     cfg = tiny_config(f"algorithm.name={name}", "training.local_iterations=2", *extra)
-    _seed_everything(0)
-    part = make_partition(data.y_train, data.y_test, data.num_classes, cfg.partition)
-    clients = build_clients(cfg, data, part)
-    radio = RadioLinks(
-        cfg.link, cfg.model.feature_dim, cfg.uplink_snrs(), cfg.downlink_snrs(), ideal=True
-    )
-    return build_algorithm(cfg, clients, radio, data.num_classes)
+    return ideal_federation(cfg)
 
 
 def _local_means(passes):
@@ -285,11 +277,11 @@ def test_each_algorithm_learns_and_accounts_its_communication(sweep, name, data)
             assert r[f"total_{key}"] == value * (r["round"] + 1)  # round 0 counted too
     for key, value in hand.items():
         assert summary[f"total_{key}"] == 3 * value
-    if name == "fedproto":
-        assert summary["final_test_acc_proto"] > 0.5
-        assert len(records[-1]["test_acc_proto_per_client"]) == K
-    else:
-        assert "test_acc_proto" not in records[-1]
+    for protocol in ("global", "personal", "masked"):
+        assert len(records[-1][f"test_acc_{protocol}_per_client"]) == K
+        assert summary[f"final_test_acc_{protocol}"] > 0.5, (protocol, summary)
+    # test_acc is the configured protocol's (global by default)
+    assert records[-1]["test_acc"] == records[-1]["test_acc_global"]
 
 
 def _strip_times(records):

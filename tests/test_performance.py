@@ -46,8 +46,7 @@ def test_steps_compiled_once_per_architecture_and_never_retraced():
     _timed_round(algorithm, evaluator, 0, rng, [20.0] * 6)
 
     def traces() -> list[int]:
-        fns = [*steps, algorithm._scg_step, *evaluator._received.values()]
-        fns += list({id(f): f for f in evaluator._predict.values()}.values())
+        fns = [*steps, algorithm._scg_step, *evaluator._scores.values()]
         return [f.experimental_get_tracing_count() for f in fns]
 
     after_first = traces()

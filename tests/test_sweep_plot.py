@@ -82,8 +82,19 @@ def test_plan_names_seeds_and_overrides(tiny_toml):
     r = runs[1]
     assert r.seed == 1
     assert r.overrides[0] == "training.rounds=2"
-    assert "training.seed=1" in r.overrides
-    assert not any(o.startswith("partition.seed") for o in r.overrides)
+    # A seed varies the split as well as the training...
+    assert "training.seed=1" in r.overrides and "partition.seed=1" in r.overrides
+    # ... unless the seed keys say otherwise.
+    runs = plan_runs(tiny_toml, grid, seeds=2, seed_keys=["training.seed"])
+    assert "training.seed=1" in runs[1].overrides
+    assert not any(o.startswith("partition.seed") for o in runs[1].overrides)
+    with pytest.raises(SweepError, match="seed key"):
+        plan_runs(tiny_toml, parse_grid(["partition.seed=0,1"]), seeds=2)
+    # Excluded grid points are left out (FedAvg cannot run heterogeneous encoders).
+    enc = parse_grid(["algorithm.name=fedcl,fedavg", "model.encoders=homogeneous,heterogeneous"])
+    rule = {"algorithm.name": "fedavg", "model.encoders": "heterogeneous"}
+    names = [r.name for r in plan_runs(tiny_toml, enc, exclude=[rule])]
+    assert len(names) == 3 and not any("fedavg__model.encoders=heterogeneous" in n for n in names)
     # Unknown keys and seed conflicts end before anything runs.
     with pytest.raises(SweepError, match="unknown config key"):
         plan_runs(tiny_toml, parse_grid(["link.uplink_snr=0,1"]))
@@ -121,7 +132,8 @@ def test_sweep_failure_recorded_and_rerun_skips_and_resumes(tiny_toml, tmp_path,
     good, bad = rows["partition.ways=2"], rows["partition.ways=99"]
     assert good["status"] == "done"
     assert 0.0 <= float(good["final_test_acc"]) <= 1.0
-    assert float(good["best_test_acc"]) >= float(good["final_test_acc"])
+    assert float(good["oracle_best_test_acc"]) >= float(good["final_test_acc"])
+    assert good["final_test_acc"] == good["final_test_acc_global"]
     assert float(good["wall_s"]) > 0
     assert good["partition.ways"] == "2"
     assert bad["status"] == "failed"
@@ -179,7 +191,7 @@ def test_sweep_ray_backend_local_cluster(tiny_toml, tmp_path, capsys):
     assert set(rows) == {"link.uplink_snr_db=10", "link.uplink_snr_db=20"}
     for name, row in rows.items():
         assert row["status"] == "done"
-        assert 0.0 <= float(row["final_test_acc"]) <= float(row["best_test_acc"]) <= 1.0
+        assert 0.0 <= float(row["final_test_acc"]) <= float(row["oracle_best_test_acc"]) <= 1.0
         summary = json.loads((out / name / "summary.json").read_text())
         assert summary["config_hash"] == row["config_hash"]
         assert not (out / name / "error.txt").exists()
@@ -324,7 +336,9 @@ def _fake_run(path: Path, algorithm: str, seed: int, snr: float, accs: list[floa
     summary = {
         "algorithm": algorithm,
         "final_test_acc": accs[-1],
-        "best_test_acc": max(accs),
+        "final_test_acc_global": accs[-1],
+        "oracle_best_test_acc": max(accs),
+        "final_test_acc_by_snr": by_snr,
         "rounds": len(accs),
         "total_uplink_symbols": 1000 if algorithm == "fedcl" else 0,
         "total_downlink_symbols": 1000 if algorithm == "fedcl" else 0,
@@ -367,10 +381,9 @@ def test_plot_curves_and_snr(fake_sweep, tmp_path, capsys):
     _check_files(make_plots([fake_sweep], out, "snr"), "snr")
     # Without test_acc_by_snr the points come from the runs' uplink SNR.
     for d in fake_sweep.iterdir():
-        lines = (d / "metrics.jsonl").read_text().splitlines()
-        (d / "metrics.jsonl").write_text(
-            "\n".join(json.dumps({"round": json.loads(s)["round"], "test_acc": 0.5}) for s in lines)
-        )
+        summary = json.loads((d / "summary.json").read_text())
+        del summary["final_test_acc_by_snr"]
+        (d / "summary.json").write_text(json.dumps(summary))
     _check_files(make_plots([fake_sweep], tmp_path / "figs2", "snr"), "snr")
     assert capsys.readouterr().out.count("curves.") == 2
 

@@ -24,3 +24,11 @@ TINY_SETTING = [
     "output.progress=false",
     "output.tensorboard=false",
 ]
+
+
+
+def ideal_federation(config):
+    """An untrained federation of ``config`` over an ideal (identity) link."""
+    from semfed.train import build_federation
+
+    return build_federation(config, ideal_link=True)[0]

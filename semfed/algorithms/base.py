@@ -51,6 +51,20 @@ def weighted_average(weight_lists: list[list[np.ndarray]], weights: np.ndarray) 
     ]
 
 
+def reset_optimizer(optimizer: keras.optimizers.Optimizer) -> None:
+    """Zero an optimizer's state: its step count and every slot (Adam's moments);
+    the learning rate is kept. Used when a client's weights are replaced by an
+    average, whose moments the old ones do not describe."""
+    keep = {id(v) for v in _learning_rate_variables(optimizer)}
+    for v in optimizer.variables:
+        if id(v) not in keep:
+            v.assign(tf.zeros_like(v))
+
+
+def _learning_rate_variables(optimizer: keras.optimizers.Optimizer) -> list:
+    return [v for v in optimizer.variables if v.path.split("/")[-1] == "learning_rate"]
+
+
 def weighted_class_means(
     local: list[tuple[np.ndarray, np.ndarray]],
     weights: np.ndarray,
@@ -288,8 +302,10 @@ class Algorithm:
         raise NotImplementedError
 
     def make_evaluator(self, batch_size: int) -> Evaluator:
-        """Each client's encoder, its uplink and the global decoder."""
-        return Evaluator(self.clients, self.workspaces, self.decoder, self.radio, batch_size)
+        """Each client's encoder and uplink; ``global`` protocol: the global decoder."""
+        return Evaluator(
+            self.clients, self.workspaces, self.radio, batch_size, global_decoder=self.decoder
+        )
 
     def client_models(self) -> dict[str, keras.Model]:
         """Each client's encoder and its decoder instance (FedCL: phi_k at the BS)."""

@@ -5,12 +5,20 @@ simulated uplink -> decoder, and trains it locally for the round's mini-batches
 (the same schedule as FedCL) on the cross-entropy. The channel is part of the
 client's forward pass; back-propagation treats it as the identity
 (straight-through, :func:`semfed.algorithms.base.local_model_step`), and no
-gradient crosses a downlink. The BS then averages every parameter, encoder and
-decoder, batch-norm statistics included, with weights D_k / D and sends the
-average back to every client. Averaging needs identical encoders: the config
-refuses ``model.encoders = "heterogeneous"``.
+gradient crosses a downlink. The BS then averages the parameters, encoder and
+decoder, with weights D_k / D and sends the average back to every client.
+Averaging needs identical encoders: the config refuses
+``model.encoders = "heterogeneous"``.
 
-Each client keeps its own optimizer state across rounds (FedCL's clients do too).
+The encoders' normalization layers (batch-norm scale, offset and moving
+statistics) follow ``algorithm.fedavg_norm``: ``"average"`` averages them with
+the rest (the paper's baseline; on non-IID clients the averaged statistics
+describe nobody's features), ``"local"`` keeps each client's own and never
+sends them (FedBN, Li et al. 2021).
+
+Each client keeps its own optimizer state across rounds, unless
+``algorithm.reset_optimizer`` zeroes it whenever the average replaces the
+client's weights.
 """
 
 from __future__ import annotations
@@ -27,11 +35,12 @@ from semfed.algorithms.base import (
     Algorithm,
     LocalPass,
     mean_of,
+    reset_optimizer,
     weighted_average,
 )
 from semfed.config import ConfigError, RunConfig
 from semfed.federation import Client
-from semfed.models import build_decoder
+from semfed.models import build_decoder, normalization_weight_indices
 from semfed.radio import RadioLinks
 
 
@@ -58,21 +67,38 @@ class FedAvg(Algorithm):
                 f"algorithm.name = {config.algorithm.name!r}: FedAvg needs identical encoders"
             )
         self.decoder = build_decoder(self.feature_dim, config.model.decoder_hidden, num_classes)
+        # Positions (in encoder.weights) that stay with each client under FedBN.
+        self.local_indices: set[int] = set()
+        if config.algorithm.fedavg_norm == "local":
+            self.local_indices = set(normalization_weight_indices(clients[0].encoder))
         # One common initial model: client 0's encoder and a fresh decoder.
         self._broadcast(clients[0].encoder.get_weights() + self.decoder.get_weights())
-        self.num_parameters = int(
-            sum(np.prod(w.shape) for w in [*clients[0].encoder.weights, *self.decoder.weights])
-        )
+        sent = [
+            w
+            for i, w in enumerate([*clients[0].encoder.weights, *self.decoder.weights])
+            if i not in self.local_indices
+        ]
+        self.num_parameters = int(sum(np.prod(w.shape) for w in sent))
         self._steps = self.compile_steps(lambda ws: self.make_local_model_step(ws, lam=0.0))
         self._no_targets = tf.zeros([num_classes, self.feature_dim])
         self._no_mask = tf.zeros([num_classes])
 
-    def _broadcast(self, weights: list[np.ndarray]) -> None:
+    def _broadcast(self, weights: list[np.ndarray], reset: bool = False) -> None:
+        """Every client takes ``weights`` (encoder then decoder), except the
+        positions it keeps to itself (FedBN)."""
         n = len(self.clients[0].encoder.weights)
         self.decoder.set_weights(weights[n:])
         for c in self.clients:
-            c.encoder.set_weights(weights[:n])
+            if self.local_indices:
+                for i, (v, w) in enumerate(zip(c.encoder.weights, weights[:n], strict=True)):
+                    if i not in self.local_indices:
+                        v.assign(w)
+            else:
+                c.encoder.set_weights(weights[:n])
             c.decoder.set_weights(weights[n:])
+            if reset:
+                reset_optimizer(c.encoder_optimizer)
+                reset_optimizer(c.decoder_optimizer)
 
     def train_clients(self, round_index: int, rng: np.random.Generator) -> list[LocalPass]:
         """Local training of every client from the global model it holds."""
@@ -89,10 +115,12 @@ class FedAvg(Algorithm):
         ]
 
     def aggregate(self, passes: Sequence[LocalPass] = (), round_index: int = -1) -> None:
-        """All parameters (encoder + decoder, batch-norm statistics included),
-        weighted by D_k / D, then sent back to every client."""
+        """All parameters (encoder + decoder; normalization layers as
+        ``algorithm.fedavg_norm`` says), weighted by D_k / D, sent back to every client."""
         local = [c.encoder.get_weights() + c.decoder.get_weights() for c in self.clients]
-        self._broadcast(weighted_average(local, self.weights))
+        self._broadcast(
+            weighted_average(local, self.weights), reset=self.config.algorithm.reset_optimizer
+        )
 
     def run_round(self, round_index: int, rng: np.random.Generator) -> FedAvgStats:
         passes = self.train_clients(round_index, rng)

@@ -36,6 +36,7 @@ from semfed.algorithms.base import (
     cut_layer_gradients,
     guarded_step,
     mean_of,
+    reset_optimizer,
     weighted_average,
     weighted_class_means,
 )
@@ -47,6 +48,7 @@ from semfed.losses import (
 )
 from semfed.models import build_decoder, build_scg, scg_inputs
 from semfed.radio import RadioLinks
+from semfed.streams import generator
 from semfed.workspace import Workspace
 
 # algorithm.name -> where the global centroids come from
@@ -125,7 +127,11 @@ class FedCL(Algorithm):
         if self.centroid_source == "scg":
             self.scg = build_scg(config.model.scg_input_dim, config.model.scg_hidden, d)
             self.z = tf.constant(
-                scg_inputs(num_classes, config.model.scg_input_dim, config.training.seed + 1)
+                scg_inputs(
+                    num_classes,
+                    config.model.scg_input_dim,
+                    generator(config.training.seed, "scg_input"),
+                )
             )
             self.scg_optimizer = make_optimizer("adam", config.algorithm.scg_lr)
             self.scg_optimizer.build(self.scg.trainable_variables)
@@ -227,6 +233,8 @@ class FedCL(Algorithm):
         passes = []
         for k, client in enumerate(self.clients):
             client.decoder.set_weights(global_weights)
+            if self.config.algorithm.reset_optimizer and round_index > 0:
+                reset_optimizer(client.decoder_optimizer)
             passes.append(
                 self.local_pass(
                     client,

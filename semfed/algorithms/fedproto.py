@@ -16,9 +16,9 @@ the global prototype of a class is the unweighted mean of the local prototypes
 of the clients that hold it, as FedProto's authors do. No parameters are
 averaged.
 
-Evaluation scores both of FedProto's predictors on received test features:
-the client's own decoder (``test_acc``) and the nearest global prototype in
-Euclidean distance (``test_acc_proto``).
+Evaluation (:mod:`semfed.evaluation`) scores FedProto's shared model, the
+nearest global prototype in Euclidean distance, as the ``global`` protocol,
+and the client's own decoder as ``personal`` (and ``masked``).
 """
 
 from __future__ import annotations
@@ -112,14 +112,9 @@ class FedProto(Algorithm):
         )
 
     def make_evaluator(self, batch_size: int) -> Evaluator:
-        """Own encoder + own decoder, and nearest global prototype."""
+        """``global`` protocol: nearest global prototype; ``personal``: own decoder."""
         return Evaluator(
-            self.clients,
-            self.workspaces,
-            [c.decoder for c in self.clients],
-            self.radio,
-            batch_size,
-            prototypes=self.global_prototypes,
+            self.clients, self.workspaces, self.radio, batch_size, prototypes=self.global_prototypes
         )
 
     def models(self) -> dict[str, keras.Model]:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from semfed import __version__
+from semfed.errors import UserError
 
 SUBCOMMANDS = (
     "partition",
@@ -27,9 +28,7 @@ SUBCOMMANDS = (
     "bench",
 )
 
-
-class UserError(Exception):
-    """An error caused by the user's input; printed as one line."""
+__all__ = ["UserError", "add_config_arguments", "build_parser", "main"]
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:

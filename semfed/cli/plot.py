@@ -25,7 +25,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--x", metavar="KEY", help="config key on the x axis of --kind vs")
     p.add_argument(
-        "--metric", default="final", choices=("final", "best"), help="accuracy of --kind vs"
+        "--metric",
+        default="final",
+        choices=("final", "oracle_best"),
+        help="accuracy of --kind vs: final (mean of the last evaluations, default) or "
+        "oracle_best (best round, selected on the test set)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=("global", "personal", "masked"),
+        help="evaluation protocol to plot (default: the runs' evaluation.protocol)",
     )
     p.add_argument(
         "--where",
@@ -56,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         where=where,
         by=args.by,
         note=args.note,
+        protocol=args.protocol,
     )
     for path in paths:
         print(path)

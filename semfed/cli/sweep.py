@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from semfed.cli import add_config_arguments
+from semfed.sweep import SEED_KEYS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "as a separate 'semfed train' process in OUT/<key=value__...__seed=N>. Rerunning the "
         "same command skips finished runs and resumes unfinished ones; a failing run is "
         "recorded (OUT/<run>/error.txt) and the others go on. OUT/sweep.csv summarises every "
-        "run. --seeds sets training.seed only (the partition stays the same across seeds). "
+        "run. --seeds N sets training.seed and partition.seed to 0..N-1 (--seed-keys to change), "
+        "so runs with the same seed index share split, batch order and channel draws. "
         "--backend ray (pip install 'semfed[distributed]') makes each run a Ray task, on a "
         "local Ray or on the cluster at --ray-address; on a cluster the config file and OUT "
         "must be on a filesystem shared by every node, which also need semfed installed.",
@@ -33,7 +35,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--seeds",
         type=int,
         metavar="N",
-        help="run each grid point with training.seed = 0..N-1 (default: the config's seed)",
+        help="run each grid point with every seed key = 0..N-1 (default: the config's seeds)",
+    )
+    p.add_argument(
+        "--seed-keys",
+        default=",".join(SEED_KEYS),
+        metavar="KEYS",
+        help="comma-separated config keys --seeds sets (default: training.seed,partition.seed; "
+        "training.seed alone keeps one split for every seed)",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="sweep directory")
     p.add_argument(
@@ -96,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         ray_address=args.ray_address,
         cpus_per_run=args.cpus_per_run,
         gpus_per_run=args.gpus_per_run,
+        seed_keys=[k.strip() for k in args.seed_keys.split(",") if k.strip()],
     )
     failed = [r for r in runs if r.status == "failed"]
     print(
