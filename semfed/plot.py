@@ -100,6 +100,8 @@ def _short(key: str) -> str:
 
 
 def _fmt(v: Any) -> str:
+    if isinstance(v, bool):  # as written in configs and on the command line
+        return "true" if v else "false"
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, tuple):
