@@ -265,7 +265,8 @@ def execute_run(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **(env or {})}
-    full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if full_env.get("SEMFED_VERBOSE", "") in ("", "0"):  # semfed -v: TensorFlow's own log
+        full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if cwd is not None and not os.path.isdir(cwd):
         cwd = None
     cmd = [sys.executable, "-m", "semfed", *argv]

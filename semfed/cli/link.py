@@ -12,7 +12,6 @@ given on the command line come from ``--config`` (section ``[link]``) and
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from semfed.cli import add_config_arguments
@@ -68,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--samples = {args.samples} is not allowed: an integer >= 1")
 
     # TensorFlow and Sionna load only once the arguments are known to be sane.
-    from tqdm import tqdm
+    from semfed.progress import progress_over
+    from semfed.runtime import announce_device
 
+    announce_device(base.jit_compile)
     from phy import study
     from phy.seeding import set_seed
 
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     set_seed(args.seed)
 
     def progress(points):
-        return tqdm(points, desc="link study", unit="point", file=sys.stderr)
+        return progress_over(points, desc="link study", unit="point")
 
     rows = study.run_study(
         configs,
