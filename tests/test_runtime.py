@@ -76,7 +76,7 @@ def test_verbose_passes_tensorflow_log_and_the_setting_on():
     from semfed.cli import build_parser
     from semfed.runtime import VERBOSE_ENV, configure_logging, is_verbose
 
-    assert build_parser().parse_args(["-v", "link", "--out", "x"]).verbose
+    assert build_parser().parse_args(["-v", "info"]).verbose
     saved = {k: os.environ.get(k) for k in (VERBOSE_ENV, "TF_CPP_MIN_LOG_LEVEL")}
     try:
         for k in saved:
@@ -133,3 +133,42 @@ def test_help_mentions_verbose(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "--verbose" in capsys.readouterr().out
+
+
+def test_info_reports_versions_devices_probes_and_data_without_the_network(
+    tmp_path, monkeypatch, capsys
+):
+    import socket
+
+    from semfed.cli import main
+
+    def no_network(*args, **kwargs):
+        raise OSError("semfed info must work offline")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    copy = tmp_path / "cifar.tar.gz"
+    copy.write_bytes(b"not read by semfed info")
+    monkeypatch.setenv("SEMFED_DATA", str(copy))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "old.npz").write_bytes(b"x" * 2048)
+    assert main(["info", "--set", f"data.cache_dir={cache}"]) == 0
+    out = capsys.readouterr().out
+    keys = {line.split(":")[0].strip() for line in out.splitlines()}
+    expected = {"semfed", "python", "tensorflow", "keras", "sionna", "numpy"}
+    expected |= {"tensorflow-datasets", "devices", "xla", "bfloat16", "data", "source"}
+    assert expected | {"SEMFED_DATA", "data.path", "cache", "cache folder", "cache size"} <= keys
+    assert re.search(r"^  xla: +(yes|no)", out, re.M)
+    assert re.search(r"^  bfloat16: +(yes|no)", out, re.M)
+    assert re.search(r"^  devices: +.*CPU:0", out, re.M)
+    assert f"local copy {copy} (from SEMFED_DATA)" in out
+    assert "none yet at" in out  # no cache for this copy yet
+    assert re.search(
+        rf"^  cache folder: +{re.escape(str(cache))} \(from data.cache_dir\)", out, re.M
+    )
+    assert "2.0 KiB in 1 file" in out
+
+    monkeypatch.delenv("SEMFED_DATA")
+    assert main(["info", "--set", f"data.cache_dir={cache}"]) == 0
+    assert "tensorflow-datasets 'cifar10', downloaded when online" in capsys.readouterr().out
