@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="link-level study: feature NMSE, post-equalisation SNR, QPSK BER vs SNR",
         description="Sweep channel models, CSI and equalizers over SNRs on the configured "
         "OFDM link; print a table and write DIR/link.csv and DIR/link.png, with the closed "
-        "form dashed where one exists (AWGN, Rayleigh with perfect CSI) and 95 %% intervals "
+        "form dashed where one exists (AWGN, Rayleigh with perfect CSI) and 95 % intervals "
         "over independent slots.",
     )
     add_config_arguments(parser, required=False)
