@@ -294,10 +294,13 @@ def run_sweep(
     cpus_per_run: float = 1,
     gpus_per_run: float = 0,
     when: Sequence[tuple[str, str, Sequence[str]]] = (),
+    on_start: Callable[[], None] | None = None,
 ) -> list[SweepRun]:
     """Run (or continue) the sweep; returns every run with its status.
 
-    ``when``: conditional overrides, as in :func:`plan_runs`.
+    ``when``: conditional overrides, as in :func:`plan_runs`. ``on_start``: called
+    once the options and the grid are known to be valid, before anything is
+    written or run (``semfed sweep`` prints its device line there).
 
     ``backend="ray"``: each run is a Ray task with ``cpus_per_run`` CPUs and
     ``gpus_per_run`` GPUs, on a local Ray with ``workers`` CPUs, or, with
@@ -309,6 +312,8 @@ def run_sweep(
     _check_backend(backend, ray_address, cpus_per_run, gpus_per_run, workers)
     out = Path(out)
     runs = plan_runs(config_path, grid, overrides, seeds, when)
+    if on_start is not None:
+        on_start()
     grid_keys = [k for k, _ in grid]
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(

@@ -84,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
     from semfed.sweep import parse_grid, run_sweep
 
     grid = parse_grid(args.grid)
-    _announce_device(args, grid)
     runs = run_sweep(
         args.config,
         grid,
@@ -98,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         ray_address=args.ray_address,
         cpus_per_run=args.cpus_per_run,
         gpus_per_run=args.gpus_per_run,
+        on_start=lambda: _announce_device(args, grid),
     )
     failed = [r for r in runs if r.status == "failed"]
     print(
