@@ -1,14 +1,20 @@
-"""Link-level figures of merit at one SNR: feature NMSE, post-equalisation SNR, QPSK BER."""
+"""Link-level figures of merit at one SNR: feature NMSE, post-equalisation SNR, QPSK BER.
+
+Each comes with a Monte-Carlo 95 % interval whose unit is the slot (one
+independent channel realisation per slot, see :mod:`phy.confidence`).
+"""
 
 from __future__ import annotations
 
 import math
 from typing import Literal
 
+import numpy as np
 import sionna.phy
 import tensorflow as tf
 from sionna.phy.utils import sim_ber
 
+from phy.confidence import proportion_interval, ratio_interval
 from phy.config import LinkConfig
 from phy.link import Link
 
@@ -53,23 +59,39 @@ def measure(
         power-normalised features f; ``post_eq_snr_db``: 10 log10 of the power
         of the equalised data symbols' reference over their squared error
         (= ``-10 log10(feature_nmse)``, the measured MER of the feature symbols);
-        ``ber_qpsk``: bit error rate of hard QPSK decisions.
+        ``ber_qpsk``: bit error rate of hard QPSK decisions;
+        ``feature_nmse_low``, ``feature_nmse_high``, ``ber_qpsk_low``,
+        ``ber_qpsk_high``: their 95 % intervals (:mod:`phy.confidence`);
+        ``slots``, ``ber_slots``: the independent slots (channel realisations)
+        each rests on.
     """
     if num_samples < 1:
         raise ValueError(f"num_samples must be >= 1, got {num_samples}")
     calls = math.ceil(link.num_slots(num_samples) / MAX_SLOTS_PER_CALL)
     batch = math.ceil(num_samples / calls)
     rdtype = link.resource_grid.rdtype
-    err = power = 0.0
+    packing = link.packing
+    err_slots, power_slots = [], []
     for _ in range(calls):
         features = sionna.phy.config.tf_rng.normal([1, batch, link.feature_dim], dtype=rdtype)
         out = link(features, snr_db, measure=True)
-        err += float(tf.reduce_sum(tf.square(out.received - out.sent)))
-        power += float(tf.reduce_sum(tf.square(out.sent)))
+        err = tf.reduce_sum(tf.square(out.received - out.sent), axis=-1)[0]
+        power = tf.reduce_sum(tf.square(out.sent), axis=-1)[0]
+        err_slots.append(packing.slot_sums(err.numpy().astype(np.float64)))
+        power_slots.append(packing.slot_sums(power.numpy().astype(np.float64)))
+    err_slots, power_slots = np.concatenate(err_slots), np.concatenate(power_slots)
+    nmse, nmse_low, nmse_high = ratio_interval(err_slots, power_slots)
+
+    # sim_ber keeps only totals; the slots' error counts are kept here on the way
+    # (mc_fun runs eagerly, once per batch that sim_ber counts).
+    bit_errors, bits = [], []
 
     def qpsk_batch(batch_size: tf.Tensor, ebno_db: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         # sim_ber names the SNR ebno_db; here it is Es/N0 per RE.
         out = link.transmit_qpsk(1, int(batch_size), ebno_db)
+        wrong = tf.reduce_sum(tf.cast(tf.not_equal(out.bits, out.bits_hat), tf.int64), axis=-1)
+        bit_errors.append(packing.slot_sums(wrong[0].numpy()))
+        bits.append(packing.slot_sums(np.full(int(batch_size), link.feature_dim, np.int64)))
         return out.bits, out.bits_hat
 
     ber, _ = sim_ber(
@@ -82,10 +104,20 @@ def measure(
         verbose=False,
         precision=link.config.precision,
     )
+    _, ber_low, ber_high = proportion_interval(np.concatenate(bit_errors), np.concatenate(bits))
+    total_err, total_power = float(err_slots.sum()), float(power_slots.sum())
     return {
-        "feature_nmse": err / power,
-        "post_eq_snr_db": 10.0 * math.log10(power / err) if err > 0 else math.inf,
+        "feature_nmse": nmse,
+        "post_eq_snr_db": (
+            10.0 * math.log10(total_power / total_err) if total_err > 0 else math.inf
+        ),
         "ber_qpsk": float(ber[0]),
+        "feature_nmse_low": nmse_low,
+        "feature_nmse_high": nmse_high,
+        "ber_qpsk_low": ber_low,
+        "ber_qpsk_high": ber_high,
+        "slots": int(err_slots.size),
+        "ber_slots": int(sum(b.size for b in bits)),
     }
 
 
@@ -110,6 +142,6 @@ def measure_link(
 
     Output
     ------
-    : dict with ``feature_nmse``, ``post_eq_snr_db``, ``ber_qpsk`` (floats)
+    : dict, see :func:`measure`
     """
     return measure(Link(config, feature_dim, direction), snr_db, num_samples)

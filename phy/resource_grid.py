@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import tensorflow as tf
 from sionna.phy.mimo import StreamManagement
 from sionna.phy.ofdm import ResourceGrid
@@ -135,3 +136,23 @@ class SlotPacking:
             slots[:, :used], [num_users, num_slots * self.samples_per_slot, self.symbols_per_sample]
         )
         return samples[:, :num_samples]
+
+    def slot_sums(self, per_sample: np.ndarray) -> np.ndarray:
+        """Sum a per-sample quantity over the samples of each slot (as :meth:`pack` fills them).
+
+        Input
+        -----
+        per_sample : [..., B], numpy
+
+        Output
+        ------
+        : [..., num_slots(B)], same dtype; the last slot sums only the samples it carries
+        """
+        per_sample = np.asarray(per_sample)
+        num_samples = per_sample.shape[-1]
+        num_slots = self.num_slots(num_samples)
+        pad = [(0, 0)] * (per_sample.ndim - 1) + [
+            (0, num_slots * self.samples_per_slot - num_samples)
+        ]
+        padded = np.pad(per_sample, pad)
+        return padded.reshape(*per_sample.shape[:-1], num_slots, self.samples_per_slot).sum(axis=-1)

@@ -2,7 +2,9 @@
 
 This is what ``semfed link`` runs; it only needs a :class:`LinkConfig` to start
 from. One :class:`~phy.link.Link` is built (and compiled once) per
-(channel, CSI, equalizer) combination and swept over the SNRs.
+(channel, CSI, equalizer) combination and swept over the SNRs. Every point
+carries its 95 % Monte-Carlo interval (over independent slots) and, where one
+exists, the closed form (:mod:`phy.theory`) at the same SNR.
 """
 
 from __future__ import annotations
@@ -13,9 +15,21 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from phy import theory
 from phy.config import LinkConfig, LinkConfigError
 from phy.link import Link
+from phy.link_figure import link_figure
 from phy.measure import measure
+
+# What phy.measure returns beside the three figures of merit: intervals and slot counts.
+INTERVAL_COLUMNS: tuple[str, ...] = (
+    "feature_nmse_low",
+    "feature_nmse_high",
+    "ber_qpsk_low",
+    "ber_qpsk_high",
+    "slots",
+    "ber_slots",
+)
 
 COLUMNS: tuple[str, ...] = (
     "channel",
@@ -26,6 +40,12 @@ COLUMNS: tuple[str, ...] = (
     "feature_nmse_db",
     "post_eq_snr_db",
     "ber_qpsk",
+    # Closed forms at the same SNR; empty where none exists (phy.theory).
+    "theory_nmse",
+    "theory_ber_qpsk",
+    # 95 % Monte-Carlo intervals (phy.confidence) and the independent slots
+    # (channel realisations) the NMSE and the BER rest on.
+    *INTERVAL_COLUMNS,
 )
 
 
@@ -119,9 +139,39 @@ def run_study(
                 "feature_nmse_db": 10 * math.log10(nmse) if nmse > 0 else -math.inf,
                 "post_eq_snr_db": result["post_eq_snr_db"],
                 "ber_qpsk": result["ber_qpsk"],
+                **theory_columns(config, snr),
+                **{key: result[key] for key in INTERVAL_COLUMNS},
             }
         )
     return rows
+
+
+def theory_columns(config: LinkConfig, snr_db: float) -> dict[str, float | None]:
+    """``theory_nmse`` and ``theory_ber_qpsk`` of ``config`` at one SNR (None: no closed form).
+
+    Input
+    -----
+    config : LinkConfig
+    snr_db : float
+
+    Output
+    ------
+    : dict with the two keys, float or None
+    """
+    nmse = theory.feature_nmse(
+        config.channel,
+        config.csi,
+        config.equalizer,
+        snr_db,
+        channel_normalization=config.channel_normalization,
+    )
+    ber = theory.qpsk_ber(
+        config.channel, config.csi, snr_db, channel_normalization=config.channel_normalization
+    )
+    return {
+        "theory_nmse": None if nmse is None else float(nmse),
+        "theory_ber_qpsk": None if ber is None else float(ber),
+    }
 
 
 def write_csv(rows: Sequence[dict[str, object]], path: str | Path) -> Path:
@@ -135,64 +185,52 @@ def write_csv(rows: Sequence[dict[str, object]], path: str | Path) -> Path:
 
 
 def format_table(rows: Sequence[dict[str, object]]) -> str:
-    """The rows as an aligned text table."""
+    """The rows as an aligned text table (theory: "-" where no closed form exists)."""
+
+    def maybe(value: object, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
     header = f"{'channel':<9} {'csi':<8} {'equalizer':<9} {'SNR dB':>7} {'NMSE':>10} "
-    header += f"{'NMSE dB':>8} {'postEq dB':>9} {'BER QPSK':>10}"
+    header += f"{'theory':>10} {'NMSE dB':>8} {'postEq dB':>9} {'BER QPSK':>10} {'theory':>10}"
     lines = [header]
     for r in rows:
         lines.append(
             f"{r['channel']:<9} {r['csi']:<8} {r['equalizer']:<9} {r['snr_db']:>7.1f} "
-            f"{r['feature_nmse']:>10.4g} {r['feature_nmse_db']:>8.2f} "
-            f"{r['post_eq_snr_db']:>9.2f} {r['ber_qpsk']:>10.3e}"
+            f"{r['feature_nmse']:>10.4g} {maybe(r.get('theory_nmse'), '.4g'):>10} "
+            f"{r['feature_nmse_db']:>8.2f} {r['post_eq_snr_db']:>9.2f} "
+            f"{r['ber_qpsk']:>10.3e} {maybe(r.get('theory_ber_qpsk'), '.3e'):>10}"
         )
     return "\n".join(lines)
 
 
-def plot_study(
-    rows: Sequence[dict[str, object]], path: str | Path, base: LinkConfig, feature_dim: int
-) -> Path:
-    """Feature NMSE [dB] and QPSK BER (log) against SNR, one curve per combination.
-
-    Writes a PNG with matplotlib's Agg backend.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    curves: dict[tuple[str, str, str], list[dict[str, object]]] = {}
-    for r in rows:
-        curves.setdefault((r["channel"], r["csi"], r["equalizer"]), []).append(r)
-    fig, (ax_nmse, ax_ber) = plt.subplots(1, 2, figsize=(12, 4.8))
-    for (channel, csi, equalizer), points in curves.items():
-        points = sorted(points, key=lambda r: r["snr_db"])
-        snr = [r["snr_db"] for r in points]
-        label = f"{channel}, {csi} CSI, {equalizer}"
-        ax_nmse.plot(snr, [r["feature_nmse_db"] for r in points], marker="o", label=label)
-        ber = [r["ber_qpsk"] if r["ber_qpsk"] > 0 else math.nan for r in points]
-        ax_ber.semilogy(snr, ber, marker="o", label=label)
-    ax_nmse.set_xlabel("SNR Es/N0 per data RE [dB]")
-    ax_nmse.set_ylabel("feature NMSE [dB]")
-    ax_nmse.set_title(f"Feature NMSE (d = {feature_dim})")
-    ax_ber.set_xlabel("SNR Es/N0 per data RE [dB]")
-    ax_ber.set_ylabel("QPSK bit error rate")
-    ax_ber.set_title("Uncoded QPSK BER")
-    for ax in (ax_nmse, ax_ber):
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+def describe(base: LinkConfig, feature_dim: int) -> str:
+    """The grid and channel settings the study shares, in two lines (a figure's title)."""
     pilots = (
         f"pilots on symbols {list(base.pilot_ofdm_symbol_indices)}, {base.interpolation} interp."
         if base.pilot_pattern == "kronecker"
         else "no pilots"
     )
-    fig.suptitle(
-        f"OFDM link: {base.num_subcarriers} subcarriers x {base.num_ofdm_symbols} symbols, "
-        f"{base.subcarrier_spacing_khz:g} kHz, CP {base.cyclic_prefix_length}, {pilots}, "
-        f"{base.domain} domain, DS {base.delay_spread_ns:g} ns, "
-        f"{base.carrier_frequency_ghz:g} GHz, {base.max_speed_kmh:g} km/h",
-        fontsize=9,
+    return (
+        f"OFDM link, d = {feature_dim}: {base.num_subcarriers} subcarriers x "
+        f"{base.num_ofdm_symbols} symbols, {base.subcarrier_spacing_khz:g} kHz, "
+        f"CP {base.cyclic_prefix_length}, {pilots}, {base.domain} domain,\n"
+        f"DS {base.delay_spread_ns:g} ns, {base.carrier_frequency_ghz:g} GHz, "
+        f"{base.max_speed_kmh:g} km/h. Dashed: theory; bars: 95 % intervals over "
+        "independent slots"
     )
-    fig.tight_layout()
+
+
+def plot_study(
+    rows: Sequence[dict[str, object]], path: str | Path, base: LinkConfig, feature_dim: int
+) -> Path:
+    """Feature NMSE [dB] and QPSK BER (log) against SNR, one curve per combination,
+    theory dashed where it exists (:func:`phy.link_figure.link_figure`).
+
+    Writes a PNG with matplotlib's Agg backend.
+    """
+    import matplotlib.pyplot as plt
+
+    fig = link_figure(rows, describe(base, feature_dim))
     path = Path(path)
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -491,10 +491,11 @@ def plot_cost(
 
 
 def plot_link(paths: list[Path], out: Path, note: str = "") -> list[Path]:
-    """Feature NMSE (dB) and QPSK BER vs SNR from ``link.csv`` files."""
+    """Feature NMSE (dB) and QPSK BER vs SNR from ``link.csv`` files, theory dashed
+    where a closed form exists, 95 % intervals as bars (:mod:`phy.link_figure`)."""
     import csv
 
-    curves: dict[tuple[str, ...], list[dict[str, str]]] = defaultdict(list)
+    rows: list[dict[str, str]] = []
     for p in paths:
         f = p / "link.csv" if p.is_dir() else p
         if not f.is_file():
@@ -502,34 +503,15 @@ def plot_link(paths: list[Path], out: Path, note: str = "") -> list[Path]:
         with f.open() as fh:
             for r in csv.DictReader(fh):
                 # several studies: the directory name tells their curves apart
-                source = (p.name,) if len(paths) > 1 else ()
-                curves[(*source, r["channel"], r["csi"], r["equalizer"])].append(r)
-    if not curves:
+                rows.append({**r, "source": p.name} if len(paths) > 1 else r)
+    if not rows:
         raise UserError("link.csv has no rows")
-    import matplotlib
+    from phy.link_figure import link_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    title = "Link curves: feature NMSE and BER vs SNR (dashed: theory; bars: 95 % intervals)"
+    fig = link_figure(rows, title + _note_lines(note))
+    import matplotlib.pyplot as plt  # after link_figure chose the Agg backend
 
-    fig, (ax_n, ax_b) = plt.subplots(1, 2, figsize=(11, 4.4))
-    for key, pts in sorted(curves.items()):
-        *source, channel, csi, eq = key
-        pts = sorted(pts, key=lambda r: float(r["snr_db"]))
-        snr = [float(r["snr_db"]) for r in pts]
-        label = ": ".join([*source, f"{channel}, {csi} CSI, {eq}"])
-        ax_n.plot(snr, [float(r["feature_nmse_db"]) for r in pts], marker="o", label=label)
-        ber = [float(r["ber_qpsk"]) if float(r["ber_qpsk"]) > 0 else np.nan for r in pts]
-        ax_b.semilogy(snr, ber, marker="o", label=label)
-    ax_n.set_ylabel("feature NMSE (dB)")
-    ax_b.set_ylabel("uncoded QPSK bit error rate")
-    for ax in (ax_n, ax_b):
-        ax.set_xlabel("SNR Es/N0 per data resource element (dB)")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
-    fig.suptitle(
-        "Link curves: feature NMSE and BER vs SNR" + _note_lines(note),
-        fontsize=9,
-    )
     return _save(plt, fig, out, "link")
 
 

@@ -290,7 +290,8 @@ def execute_run(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **(env or {})}
-    full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if full_env.get("SEMFED_VERBOSE", "") in ("", "0"):  # semfed -v: TensorFlow's own log
+        full_env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if cwd is not None and not os.path.isdir(cwd):
         cwd = None
     cmd = [sys.executable, "-m", "semfed", *argv]
@@ -320,10 +321,13 @@ def run_sweep(
     when: Sequence[tuple[str, str, Sequence[str]]] = (),
     seed_keys: Sequence[str] = SEED_KEYS,
     exclude: Sequence[dict[str, str]] = (),
+    on_start: Callable[[], None] | None = None,
 ) -> list[SweepRun]:
     """Run (or continue) the sweep; returns every run with its status.
 
-    ``when``, ``seed_keys``, ``exclude``: as in :func:`plan_runs`.
+    ``when``, ``seed_keys``, ``exclude``: as in :func:`plan_runs`. ``on_start``:
+    called once the options and the grid are known to be valid, before anything
+    is written or run (``semfed sweep`` prints its device line there).
 
     ``backend="ray"``: each run is a Ray task with ``cpus_per_run`` CPUs and
     ``gpus_per_run`` GPUs, on a local Ray with ``workers`` CPUs, or, with
@@ -335,6 +339,8 @@ def run_sweep(
     _check_backend(backend, ray_address, cpus_per_run, gpus_per_run, workers)
     out = Path(out)
     runs = plan_runs(config_path, grid, overrides, seeds, when, seed_keys, exclude)
+    if on_start is not None:
+        on_start()
     grid_keys = [k for k, _ in grid]
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(

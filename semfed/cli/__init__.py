@@ -26,6 +26,7 @@ SUBCOMMANDS = (
     "plot",
     "experiment",
     "bench",
+    "info",
 )
 
 __all__ = ["UserError", "add_config_arguments", "build_parser", "main"]
@@ -47,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         "communication over a simulated OFDM link (Sionna).",
     )
     parser.add_argument("--version", action="version", version=f"semfed {__version__}")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's own start-up and log messages (hidden by default)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         try:
@@ -73,10 +80,13 @@ def add_config_arguments(parser: argparse.ArgumentParser, required: bool = True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # TensorFlow's C++ start-up chatter (CPU flags, missing CUDA) hides our output.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from semfed.runtime import configure_logging
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Before any command imports TensorFlow; see semfed.runtime for why this alone
+    # is not enough and how the start-up messages are kept off the terminal.
+    configure_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

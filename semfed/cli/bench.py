@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -62,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
         return _sweep_clients(args, _ints(args.clients, "--clients"))
     from semfed.bench import format_result, run_bench
     from semfed.config import load_config
+    from semfed.runtime import announce_device
 
     config = load_config(args.config, args.overrides)
+    announce_device(config.link.jit_compile)
     res = run_bench(
         config,
         args.rounds,
@@ -93,8 +94,8 @@ def _sweep_clients(args: argparse.Namespace, ks: list[int]) -> int:
             if args.rss_rounds:
                 cmd += ["--rss-rounds", args.rss_rounds]
             print(f"== K = {k}", flush=True)
-            env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-            if subprocess.run(cmd, env=env, check=False).returncode != 0:
+            # Each K's process quiets TensorFlow itself (semfed main), or not under -v.
+            if subprocess.run(cmd, check=False).returncode != 0:
                 raise UserError(f"the bench for K = {k} failed (its output is above)")
             rows.append(json.loads(out.read_text()))
     print(

@@ -6,13 +6,15 @@ Example::
 
 prints a table and writes ``DIR/link.csv`` and ``DIR/link.png``. Settings not
 given on the command line come from ``--config`` (section ``[link]``) and
-``--set link.key=value``.
+``--set link.key=value``. Where a closed form exists (AWGN and Rayleigh with
+perfect CSI, :mod:`phy.theory`) it is in the CSV (``theory_nmse``,
+``theory_ber_qpsk``) and dashed on the plot; every point has a 95 % interval
+over its independent slots (``*_low``, ``*_high``, ``slots``, ``ber_slots``).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from semfed.cli import add_config_arguments
@@ -27,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "link",
         help="link-level study: feature NMSE, post-equalisation SNR, QPSK BER vs SNR",
         description="Sweep channel models, CSI and equalizers over SNRs on the configured "
-        "OFDM link; print a table and write DIR/link.csv and DIR/link.png.",
+        "OFDM link; print a table and write DIR/link.csv and DIR/link.png, with the closed "
+        "form dashed where one exists (AWGN, Rayleigh with perfect CSI) and 95 % intervals "
+        "over independent slots.",
     )
     add_config_arguments(parser, required=False)
     parser.add_argument(
@@ -68,8 +72,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--samples = {args.samples} is not allowed: an integer >= 1")
 
     # TensorFlow and Sionna load only once the arguments are known to be sane.
-    from tqdm import tqdm
+    from semfed.progress import progress_over
+    from semfed.runtime import announce_device
 
+    announce_device(base.jit_compile)
     from phy import study
     from phy.seeding import set_seed
 
@@ -80,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     set_seed(args.seed)
 
     def progress(points):
-        return tqdm(points, desc="link study", unit="point", file=sys.stderr)
+        return progress_over(points, desc="link study", unit="point")
 
     rows = study.run_study(
         configs,

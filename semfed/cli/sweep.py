@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from semfed.cli import add_config_arguments
 from semfed.sweep import SEED_KEYS
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         cpus_per_run=args.cpus_per_run,
         gpus_per_run=args.gpus_per_run,
         seed_keys=[k.strip() for k in args.seed_keys.split(",") if k.strip()],
+        on_start=lambda: _announce_device(args, grid),
     )
     failed = [r for r in runs if r.status == "failed"]
     print(
@@ -116,3 +118,28 @@ def run(args: argparse.Namespace) -> int:
     for r in failed:
         print(f"  failed {r.name}: see {args.out}/{r.name}/error.txt", flush=True)
     return 1 if failed else 0
+
+
+def _announce_device(args: argparse.Namespace, grid: list[tuple[str, list[str]]]) -> None:
+    """The device line of the runs (on stderr): this machine's, or each Ray worker's."""
+    if args.backend == "ray":
+        print(
+            f"device: each run on a Ray worker ({args.cpus_per_run:g} CPUs, "
+            f"{args.gpus_per_run:g} GPUs per run)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
+    from semfed.config import ConfigError, load_config
+    from semfed.runtime import announce_device, device_summary, start_tensorflow
+
+    if any(key == "link.jit_compile" for key, _ in grid):
+        announce_device(None)
+        return
+    try:
+        jit_compile = load_config(args.config, args.overrides).link.jit_compile
+    except ConfigError:  # the sweep reports it run by run
+        start_tensorflow()
+        print(f"device: {device_summary()}", file=sys.stderr, flush=True)
+        return
+    announce_device(jit_compile)

@@ -29,14 +29,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from semfed.config import load_config
-    from semfed.fedcl import TrainingDiverged
-    from semfed.train import run_training
+    from semfed.runtime import announce_device
 
     if args.resume and args.overwrite:
         from semfed.cli import UserError
 
         raise UserError("--resume and --overwrite exclude each other")
     config = load_config(args.config, args.overrides)
+    announce_device(config.link.jit_compile)  # before anything imports TensorFlow
+    from semfed.fedcl import TrainingDiverged
+    from semfed.train import run_training
+
     try:
         summary = run_training(
             config,

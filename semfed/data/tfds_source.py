@@ -71,6 +71,9 @@ def load_tfds(name: str, *, data_dir: str | None = None) -> ImageDataset:
     is not image classification, or the download fails.
     """
     try:
+        from semfed.runtime import start_tensorflow
+
+        start_tensorflow()  # tensorflow-datasets imports TensorFlow: quietly, as semfed does
         import tensorflow_datasets as tfds
     except ImportError as err:
         raise DataError(f"tensorflow-datasets cannot be imported ({_first_line(err)})") from err

@@ -1,0 +1,169 @@
+"""The link study's figure: measured points with their intervals, and theory where it exists.
+
+What this module may touch: matplotlib (Agg) and :mod:`phy.theory`; it imports
+neither TensorFlow nor Sionna, so ``semfed plot --kind link`` can redraw a
+``link.csv`` without them.
+
+Left panel: feature NMSE [dB]; right panel: uncoded QPSK BER (log). One colour
+per curve (channel, CSI, equalizer, and the source study when several are
+drawn together). Measured points carry their 95 % intervals as error bars
+(``*_low`` / ``*_high`` columns, when present). Where :mod:`phy.theory` has a
+closed form, it is drawn as a dashed line of the same colour and the points
+stand alone; elsewhere the points are joined and the legend says "simulated".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from phy import theory
+
+SNR_LABEL = "SNR Es/N0 per data RE [dB]"
+# BER axis floor: the AWGN theory falls to 1e-70 at 25 dB, far below any measurement.
+BER_FLOOR = 1e-7
+
+
+def _number(value: Any) -> float:
+    """A CSV cell or a row value as a float; empty, None and unparsable cells are NaN."""
+    if value is None or value == "":
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _has_theory(points: Sequence[Mapping[str, Any]], key: str) -> bool | None:
+    """Whether the rows carry theory in ``key``; None when they have no such column."""
+    if all(key not in p for p in points):
+        return None
+    return any(not math.isnan(_number(p.get(key))) for p in points)
+
+
+def _theory_curves(
+    channel: str, csi: str, equalizer: str, points: Sequence[Mapping[str, Any]]
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """Dense theory curves (NMSE linear, BER) over the points' SNR range, or None each.
+
+    The rows' theory columns decide whether a closed form applied (they know the
+    channel normalisation); rows written before those columns existed fall back
+    to the names.
+    """
+    snrs = [_number(p["snr_db"]) for p in points]
+    grid = np.linspace(min(snrs), max(snrs), 121)
+    nmse = theory.feature_nmse(channel, csi, equalizer, grid)
+    ber = theory.qpsk_ber(channel, csi, grid)
+    if _has_theory(points, "theory_nmse") is False:
+        nmse = None
+    if _has_theory(points, "theory_ber_qpsk") is False:
+        ber = None
+    return nmse, ber, grid
+
+
+def _db(x: Iterable[float]) -> np.ndarray:
+    x = np.asarray(list(x), dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > 0, 10.0 * np.log10(x), np.nan)
+
+
+def link_figure(rows: Iterable[Mapping[str, Any]], title: str = ""):
+    """Draw the study's rows; returns the matplotlib Figure (the caller saves and closes it).
+
+    Input
+    -----
+    rows : iterable of mappings
+        As in ``link.csv`` (strings) or :func:`phy.study.run_study` (numbers):
+        ``channel``, ``csi``, ``equalizer``, ``snr_db``, ``feature_nmse``,
+        ``ber_qpsk``; optional ``feature_nmse_low``/``_high``,
+        ``ber_qpsk_low``/``_high``, ``theory_nmse``, ``theory_ber_qpsk`` and
+        ``source`` (a prefix of the curve's name).
+    title : str
+        The figure's suptitle.
+
+    Output
+    ------
+    : matplotlib.figure.Figure with two Axes: NMSE [dB], then BER
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        key = (str(r.get("source") or ""), r["channel"], r["csi"], r["equalizer"])
+        curves.setdefault(key, []).append(r)
+    fig, (ax_nmse, ax_ber) = plt.subplots(1, 2, figsize=(12, 4.8))
+    lowest_ber = math.inf
+    open_below: list[tuple[float, float, str]] = []  # NMSE intervals reaching 0
+    for index, ((source, channel, csi, equalizer), points) in enumerate(sorted(curves.items())):
+        points = sorted(points, key=lambda p: _number(p["snr_db"]))
+        color = f"C{index % 10}"
+        name = ": ".join([*([source] if source else []), f"{channel}, {csi} CSI, {equalizer}"])
+        snr = np.array([_number(p["snr_db"]) for p in points])
+        nmse_theory, ber_theory, grid = _theory_curves(channel, csi, equalizer, points)
+
+        nmse = np.array([_number(p["feature_nmse"]) for p in points])
+        nmse_db = _db(nmse)
+        low = np.array([_number(p.get("feature_nmse_low")) for p in points])
+        high = np.array([_number(p.get("feature_nmse_high")) for p in points])
+        # NaN (no interval, or a low end of 0, which has no dB value) draws no bar.
+        below = np.nan_to_num(nmse_db - _db(low), nan=0.0)
+        above = np.nan_to_num(_db(high) - nmse_db, nan=0.0)
+        open_below += [(x, y, color) for x, y, lo in zip(snr, nmse_db, low, strict=True) if lo == 0]
+        _draw(ax_nmse, snr, nmse_db, below, above, color, name, nmse_theory is not None)
+        if nmse_theory is not None:
+            ax_nmse.plot(grid, _db(nmse_theory), "--", color=color, label=f"{name}: theory")
+
+        ber = np.array([_number(p["ber_qpsk"]) for p in points])
+        ber = np.where(ber > 0, ber, np.nan)  # no errors seen: nothing to draw on a log axis
+        low = np.array([_number(p.get("ber_qpsk_low")) for p in points])
+        high = np.array([_number(p.get("ber_qpsk_high")) for p in points])
+        below = np.nan_to_num(ber - low, nan=0.0)
+        above = np.nan_to_num(high - ber, nan=0.0)
+        _draw(ax_ber, snr, ber, below, above, color, name, ber_theory is not None)
+        if ber_theory is not None:
+            ax_ber.semilogy(grid, ber_theory, "--", color=color, label=f"{name}: theory")
+        drawn = np.concatenate([ber, np.where(np.isnan(ber), np.nan, low)])
+        drawn = drawn[drawn > 0]
+        if drawn.size:
+            lowest_ber = min(lowest_ber, float(drawn.min()))
+    ax_ber.set_yscale("log")
+    ax_ber.set_ylim(max(BER_FLOOR, 0.3 * lowest_ber) if math.isfinite(lowest_ber) else None, 0.6)
+    # An interval that reaches 0 has no end in dB: its bar runs to the bottom.
+    bottom, top = ax_nmse.get_ylim()
+    for x, y, color in open_below:
+        ax_nmse.vlines(x, bottom, y, color=color, linewidth=1.0)
+    ax_nmse.set_ylim(bottom, top)
+
+    ax_nmse.set_ylabel("feature NMSE [dB]")
+    ax_nmse.set_title("Feature NMSE")
+    ax_ber.set_ylabel("uncoded QPSK bit error rate")
+    ax_ber.set_title("Uncoded QPSK BER")
+    for ax in (ax_nmse, ax_ber):
+        ax.set_xlabel(SNR_LABEL)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _draw(ax, x, y, below, above, color: str, name: str, with_theory: bool) -> None:
+    """Measured points with their interval bars; joined only when no theory is drawn."""
+    label = name if with_theory else f"{name}: simulated"
+    ax.errorbar(
+        x,
+        y,
+        yerr=np.vstack([below, above]),
+        fmt="o" if with_theory else "o-",
+        color=color,
+        markersize=4,
+        capsize=3,
+        label=label,
+    )

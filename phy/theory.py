@@ -1,0 +1,156 @@
+"""Closed forms of the link's figures of merit, for the settings that have one.
+
+What this module may touch: nothing but numbers (numpy and scipy.special); it
+imports neither TensorFlow nor Sionna, so plots can draw the curves cheaply.
+
+Conventions are the link's (``phy/link.py``): SNR is Es/N0 per data RE with
+Es = 1 and the channel at unit mean gain, so N0 = 10^(-SNR/10); the feature
+NMSE is the mean squared error of the equalised unit-power symbols.
+
+=========================  =========================  ===============================
+setting                    feature NMSE               uncoded QPSK BER (Gray)
+=========================  =========================  ===============================
+AWGN, perfect CSI          N0 (``lmmse``, ``zf``),    Q(sqrt(Es/N0))
+                           N0 / (1 + N0) (``mmse``)
+Rayleigh block fading,     N0 e^N0 E1(N0) (``mmse``)  (1 - sqrt(g / (1 + g))) / 2,
+perfect CSI                                           g = Es/N0 / 2
+=========================  =========================  ===============================
+
+The BER holds for every equalizer: they all scale the received symbol by a
+positive real factor after undoing the channel's phase, which leaves hard QPSK
+decisions unchanged. An unbiased equalizer's error under Rayleigh fading has an
+infinite mean (it divides by |h| near 0), so there is no NMSE to draw. The
+Rayleigh forms need ``channel_normalization = "mean"``: Sionna's per-slot
+normalisation removes the fading. LS CSI, the 3GPP models and everything else
+have no closed form here: their curves are simulation only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.special import erfc, exp1
+
+UNBIASED_EQUALIZERS = ("lmmse", "zf")
+
+
+def noise_variance(snr_db: ArrayLike) -> np.ndarray:
+    """N0 = 10^(-SNR/10) for Es = 1.
+
+    Input
+    -----
+    snr_db : float or array [...], Es/N0 per data RE [dB]
+
+    Output
+    ------
+    : float64 array [...]
+    """
+    return 10.0 ** (-np.asarray(snr_db, dtype=np.float64) / 10.0)
+
+
+def q_function(x: ArrayLike) -> np.ndarray:
+    """Gaussian tail probability Q(x) = P(N(0, 1) > x)."""
+    return 0.5 * erfc(np.asarray(x, dtype=np.float64) / np.sqrt(2.0))
+
+
+def awgn_nmse(snr_db: ArrayLike, *, biased: bool) -> np.ndarray:
+    """AWGN feature NMSE: N0 / (1 + N0) for the biased MMSE estimate, N0 unbiased."""
+    n0 = noise_variance(snr_db)
+    return n0 / (1.0 + n0) if biased else n0
+
+
+def rayleigh_mmse_nmse(snr_db: ArrayLike) -> np.ndarray:
+    """Biased-MMSE feature NMSE under Rayleigh fading with perfect CSI.
+
+    E[N0 / (|h|^2 + N0)] over |h|^2 ~ Exp(1) = N0 e^N0 E1(N0) (E1: the
+    exponential integral). Below -27 dB (N0 > 500) e^N0 would soon overflow,
+    so the asymptotic series of e^x E1(x) takes over there (error < 1e-11).
+    """
+    n0 = np.atleast_1d(noise_variance(snr_db))
+    out = np.empty_like(n0)
+    small = n0 <= 500.0
+    out[small] = n0[small] * np.exp(n0[small]) * exp1(n0[small])
+    x = n0[~small]
+    out[~small] = 1.0 - 1.0 / x + 2.0 / x**2 - 6.0 / x**3 + 24.0 / x**4
+    return out.reshape(np.shape(snr_db))
+
+
+def awgn_qpsk_ber(snr_db: ArrayLike) -> np.ndarray:
+    """Uncoded Gray-mapped QPSK BER in AWGN: Q(sqrt(Es/N0))."""
+    return q_function(np.sqrt(1.0 / noise_variance(snr_db)))
+
+
+def rayleigh_qpsk_ber(snr_db: ArrayLike) -> np.ndarray:
+    """Uncoded Gray-mapped QPSK BER under Rayleigh fading with perfect CSI.
+
+    (1 - sqrt(g / (1 + g))) / 2 with g = Eb/N0 = Es/N0 / 2 per bit.
+    """
+    g = 0.5 / noise_variance(snr_db)
+    return 0.5 * (1.0 - np.sqrt(g / (1.0 + g)))
+
+
+def _fading(channel: str, csi: str, channel_normalization: str) -> str | None:
+    """The fading ("awgn" or "rayleigh") where a closed form applies, else None."""
+    if csi != "perfect":
+        return None
+    if channel == "awgn":
+        return "awgn"
+    if channel == "rayleigh" and channel_normalization == "mean":
+        return "rayleigh"
+    return None
+
+
+def feature_nmse(
+    channel: str,
+    csi: str,
+    equalizer: str,
+    snr_db: ArrayLike,
+    *,
+    channel_normalization: str = "mean",
+) -> np.ndarray | None:
+    """The closed-form feature NMSE of a setting, or None where there is none.
+
+    Input
+    -----
+    channel, csi, equalizer : str
+        As in :class:`~phy.config.LinkConfig`.
+    snr_db : float or array [...]
+    channel_normalization : "mean" | "slot"
+
+    Output
+    ------
+    : float64 array [...] (linear, not dB), or None
+    """
+    fading = _fading(channel, csi, channel_normalization)
+    if fading == "awgn":
+        return awgn_nmse(snr_db, biased=equalizer not in UNBIASED_EQUALIZERS)
+    if fading == "rayleigh" and equalizer not in UNBIASED_EQUALIZERS:
+        return rayleigh_mmse_nmse(snr_db)
+    return None
+
+
+def qpsk_ber(
+    channel: str,
+    csi: str,
+    snr_db: ArrayLike,
+    *,
+    channel_normalization: str = "mean",
+) -> np.ndarray | None:
+    """The closed-form uncoded QPSK BER of a setting (any equalizer), or None.
+
+    Input
+    -----
+    channel, csi : str
+    snr_db : float or array [...]
+    channel_normalization : "mean" | "slot"
+
+    Output
+    ------
+    : float64 array [...], or None
+    """
+    fading = _fading(channel, csi, channel_normalization)
+    if fading == "awgn":
+        return awgn_qpsk_ber(snr_db)
+    if fading == "rayleigh":
+        return rayleigh_qpsk_ber(snr_db)
+    return None

@@ -1,0 +1,174 @@
+"""A newcomer's first minutes: quiet start-up, the device line, one final progress line."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+# One round of 2 clients on 8x8 synthetic images: the whole process takes ~10 s,
+# most of it TensorFlow's import.
+TINY_RUN = """
+[data]
+name = "synthetic"
+synthetic_image_size = 8
+synthetic_classes = 4
+synthetic_train_per_class = 20
+synthetic_test_per_class = 10
+[partition]
+num_clients = 2
+ways = 2
+shots = 8
+test_shots = 5
+[model]
+encoder_width = 4
+decoder_hidden = [8]
+scg_hidden = 8
+[training]
+batch_size = 8
+rounds = 2
+[link]
+channel = "awgn"
+[output]
+progress = true
+tensorboard = false
+"""
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def semfed_process(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m semfed ARGV`` as a user starts it: no TensorFlow settings inherited."""
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "SEMFED_VERBOSE")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "semfed", *argv],
+        capture_output=True,
+        text=True,
+        env={**clean, **(env or {})},
+        cwd=REPO,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_train_prints_no_tensorflow_log_lines_and_ends_the_bar_once(tmp_path):
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_RUN)
+    proc = semfed_process("train", "--config", str(config), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    lines = re.split(r"[\r\n]+", proc.stderr)
+    noise = [line for line in lines if re.match(r"[EWI]0000 ", line) or "cuInit" in line]
+    assert not noise, proc.stderr
+    assert "absl::InitializeLog" not in proc.stderr
+    assert re.match(r"device: (CPU \(\d+ threads\)|GPU .+); link compiled with XLA: no", lines[0])
+    assert sum("2/2" in line for line in lines) == 1, proc.stderr  # the bar's last line, once
+    assert '"final_test_acc"' in proc.stdout
+
+
+def test_verbose_passes_tensorflow_log_and_the_setting_on():
+    from semfed.cli import build_parser
+    from semfed.runtime import VERBOSE_ENV, configure_logging, is_verbose
+
+    assert build_parser().parse_args(["-v", "info"]).verbose
+    saved = {k: os.environ.get(k) for k in (VERBOSE_ENV, "TF_CPP_MIN_LOG_LEVEL")}
+    try:
+        for k in saved:
+            os.environ.pop(k, None)
+        configure_logging(verbose=False)
+        assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2" and not is_verbose()
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # the user's own setting is kept
+        configure_logging(verbose=False)
+        assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+        os.environ.pop("TF_CPP_MIN_LOG_LEVEL")
+        configure_logging(verbose=True)
+        assert is_verbose() and "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_device_line_names_the_device_and_xla():
+    from semfed.runtime import device_line, start_tensorflow
+
+    start_tensorflow()
+    assert re.fullmatch(
+        r"device: (CPU \(\d+ threads\)|GPU .+); link compiled with XLA: yes "
+        r"\(link.jit_compile = true\)",
+        device_line(True),
+    )
+    assert device_line(None).endswith("XLA: per run (the grid sets link.jit_compile)")
+
+
+def test_progress_bar_draws_its_last_line_once(capsys):
+    from semfed.progress import RoundProgress, progress_over
+
+    bar = RoundProgress(3)
+    for _ in range(3):
+        time.sleep(0.12)  # past tqdm's 0.1 s between draws: every step would be drawn
+        bar.update({"train_loss": 1.0, "round_s": 0.5, "test_acc": 0.5})
+    bar.close()
+    points = []
+    for point in progress_over(["a", "b"], desc="points", unit="point"):
+        time.sleep(0.12)
+        points.append(point)
+    assert points == ["a", "b"]
+    err = re.split(r"[\r\n]+", capsys.readouterr().err)
+    assert sum("3/3" in line for line in err) == 1
+    assert sum("2/2" in line for line in err) == 1
+
+
+def test_help_mentions_verbose(capsys):
+    from semfed.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "--verbose" in capsys.readouterr().out
+
+
+def test_info_reports_versions_devices_probes_and_data_without_the_network(
+    tmp_path, monkeypatch, capsys
+):
+    import socket
+
+    from semfed.cli import main
+
+    def no_network(*args, **kwargs):
+        raise OSError("semfed info must work offline")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    copy = tmp_path / "cifar.tar.gz"
+    copy.write_bytes(b"not read by semfed info")
+    monkeypatch.setenv("SEMFED_DATA", str(copy))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "old.npz").write_bytes(b"x" * 2048)
+    assert main(["info", "--set", f"data.cache_dir={cache}"]) == 0
+    out = capsys.readouterr().out
+    keys = {line.split(":")[0].strip() for line in out.splitlines()}
+    expected = {"semfed", "python", "tensorflow", "keras", "sionna", "numpy"}
+    expected |= {"tensorflow-datasets", "devices", "xla", "bfloat16", "data", "source"}
+    assert expected | {"SEMFED_DATA", "data.path", "cache", "cache folder", "cache size"} <= keys
+    assert re.search(r"^  xla: +(yes|no)", out, re.M)
+    assert re.search(r"^  bfloat16: +(yes|no)", out, re.M)
+    assert re.search(r"^  devices: +.*CPU:0", out, re.M)
+    assert f"local copy {copy} (from SEMFED_DATA)" in out
+    assert "none yet at" in out  # no cache for this copy yet
+    assert re.search(
+        rf"^  cache folder: +{re.escape(str(cache))} \(from data.cache_dir\)", out, re.M
+    )
+    assert "2.0 KiB in 1 file" in out
+
+    monkeypatch.delenv("SEMFED_DATA")
+    assert main(["info", "--set", f"data.cache_dir={cache}"]) == 0
+    assert "tensorflow-datasets 'cifar10', downloaded when online" in capsys.readouterr().out
