@@ -9,7 +9,8 @@ part of this config, it is the leading dimension of the tensors given to a link.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 from typing import Literal
 
 SUBCARRIERS_PER_RB = 12
@@ -102,6 +103,11 @@ class LinkConfig:
     jit_compile: bool = False
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            numbers = value if isinstance(value, tuple) else (value,)
+            if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+                raise LinkConfigError(f.name, value, "finite numbers only (no nan or inf)")
         for key, allowed in _CHOICES.items():
             if getattr(self, key) not in allowed:
                 raise LinkConfigError(

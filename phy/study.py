@@ -65,17 +65,19 @@ def parse_snr_list(text: str) -> list[float]:
     try:
         if ":" in text:
             start, stop, step = (float(p) for p in text.split(":"))
-            if step <= 0 or stop < start:
+            if not all(map(math.isfinite, (start, stop, step))) or step <= 0 or stop < start:
                 raise ValueError
             count = math.floor((stop - start) / step + 1e-9) + 1
             return [round(start + i * step, 10) for i in range(count)]
         values = [float(p) for p in text.split(",") if p.strip()]
-        if not values:
+        if not values or not all(math.isfinite(v) for v in values):
             raise ValueError
         return values
     except ValueError:
         raise LinkConfigError(
-            "snr_db", text, "start:stop:step with step > 0 and stop >= start, or a comma list"
+            "snr_db",
+            text,
+            "finite numbers: start:stop:step with step > 0 and stop >= start, or a comma list",
         ) from None
 
 

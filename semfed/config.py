@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import tomllib
 import types
 import typing
@@ -329,6 +330,9 @@ class RunConfig:
 # ---------------------------------------------------------------- building
 
 
+_PLURALS = {int: "integers", float: "finite numbers", str: "strings", bool: "booleans"}
+
+
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is Literal:
@@ -336,12 +340,16 @@ def _type_name(tp: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is tuple:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+        inner = typing.get_args(tp)[0]
+        return "a list of " + _PLURALS.get(inner, _type_name(inner))
     if tp is type(None):
         return "unset (none)"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        tp, getattr(tp, "__name__", str(tp))
-    )
+    return {
+        int: "an integer",
+        float: "a finite number",
+        str: "a string",
+        bool: "true or false",
+    }.get(tp, getattr(tp, "__name__", str(tp)))
 
 
 _NO_MATCH = object()
@@ -371,8 +379,9 @@ def _coerce(tp: Any, value: Any) -> Any:
     if tp is int:
         return value if isinstance(value, int) and not isinstance(value, bool) else _NO_MATCH
     if tp is float:
+        # TOML reads nan and inf as floats; no setting means anything with them.
         ok = isinstance(value, int | float) and not isinstance(value, bool)
-        return float(value) if ok else _NO_MATCH
+        return float(value) if ok and math.isfinite(value) else _NO_MATCH
     if tp is str:
         return value if isinstance(value, str) else _NO_MATCH
     raise TypeError(f"unsupported config type {tp!r}")

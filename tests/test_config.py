@@ -123,3 +123,55 @@ def test_cli_version(capsys):
         main(["--version"])
     assert exit_.value.code == 0
     assert "semfed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "[10.0, nan, 0.0]"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "link.uplink_snr_db",
+        "link.downlink_snr_db",
+        "evaluation.snr_db",
+        "link.delay_spread_ns",
+        "algorithm.lam",
+        "training.client_lr",
+        "partition.alpha",
+    ],
+)
+def test_non_finite_numbers_are_refused(key, value):
+    if value.startswith("[") and not key.endswith("snr_db"):
+        return  # lists only where lists are allowed
+    with pytest.raises(ConfigError, match="finite") as err:
+        load_config(None, ["partition.num_clients=3", f"{key}={value}"])
+    assert str(err.value).startswith(f"{key} = ")
+    assert "\n" not in str(err.value)
+
+
+def test_non_finite_link_settings_are_refused_when_built_in_code():
+    import dataclasses
+
+    from phy.config import LinkConfig, LinkConfigError
+    from phy.study import parse_snr_list
+
+    for field, value in (
+        ("uplink_snr_db", float("nan")),
+        ("downlink_snr_db", (0.0, float("inf"))),
+        ("max_speed_kmh", float("inf")),
+        ("subcarrier_spacing_khz", float("nan")),
+    ):
+        with pytest.raises(LinkConfigError, match="finite") as err:
+            dataclasses.replace(LinkConfig(), **{field: value})
+        assert err.value.key == field
+    for text in ("0,nan", "inf", "0:inf:5", "-inf:0:5"):
+        with pytest.raises(LinkConfigError, match="finite"):
+            parse_snr_list(text)
+
+
+def test_cli_refuses_nan_snr_with_one_line(capsys):
+    argv = ["partition", "--config", str(CONFIGS / "smoke.toml")]
+    assert main([*argv, "--set", "link.uplink_snr_db=nan"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "semfed partition: error: link.uplink_snr_db = nan is not allowed: "
+        "a finite number or a list of finite numbers"
+    )

@@ -17,19 +17,9 @@ from PIL import Image
 from semfed.config import DataConfig
 from semfed.data import DataError, ImageDataset, load_dataset, make_synthetic, tfds_source
 from semfed.data.dataset import check_dataset
+from semfed.data.sources import CIFAR10_CLASSES
 
-CIFAR10_NAMES = (
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
-    "truck",
-)
+CIFAR10_NAMES = CIFAR10_CLASSES
 PER_BATCH = 20
 
 
@@ -96,7 +86,9 @@ def _tar(source: Path, archive: Path, arcname: str, mode: str = "w:gz") -> Path:
 TREE_CLASSES = ("cat", "ant", "bee")  # sorted order: ant, bee, cat
 
 
-def _write_tree(root: Path, seed: int = 0, size: int = 8) -> dict[tuple[str, str, str], np.ndarray]:
+def _write_tree(
+    root: Path, seed: int = 0, size: int = 8, classes: tuple[str, ...] = TREE_CLASSES
+) -> dict[tuple[str, str, str], np.ndarray]:
     """train/ and test/ with PNGs (RGB, grey, RGBA) and one JPEG per class.
 
     Returns {(split, class, file): RGB uint8 array as written}.
@@ -104,7 +96,7 @@ def _write_tree(root: Path, seed: int = 0, size: int = 8) -> dict[tuple[str, str
     rng = np.random.default_rng(seed)
     written = {}
     for split, count in (("train", 3), ("test", 2)):
-        for cls in TREE_CLASSES:
+        for cls in classes:
             folder = root / split / cls
             folder.mkdir(parents=True)
             for i in range(count):
@@ -122,9 +114,7 @@ def _write_tree(root: Path, seed: int = 0, size: int = 8) -> dict[tuple[str, str
                 else:
                     Image.fromarray(rgb, "RGB").save(folder / f"{i:03d}.png")
                 written[(split, cls, f"{i:03d}.png")] = rgb
-            smooth = np.full(
-                (size, size, 3), (40 * (1 + TREE_CLASSES.index(cls)), 128, 200), np.uint8
-            )
+            smooth = np.full((size, size, 3), (20 * (1 + classes.index(cls)), 128, 200), np.uint8)
             Image.fromarray(smooth).save(folder / "zz.jpg", quality=95)
             written[(split, cls, "zz.jpg")] = smooth
     (root / "README.txt").write_text("not an image, ignored\n")
@@ -275,6 +265,38 @@ def test_tree_archive_progress_bar(tmp_path: Path, capsys: pytest.CaptureFixture
     load_dataset(_config(tmp_path, archive), progress=True)
     captured = capsys.readouterr()
     assert "images.tar.gz" in captured.err and captured.out == ""
+
+
+def test_cifar10_tree_refuses_another_data_name(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A tree of CIFAR-10's classes (like the shared JPEG copy) is CIFAR-10: another
+    data.name is refused with one line, not silently replaced by CIFAR-10."""
+    from semfed.cli import main
+
+    _write_tree(tmp_path / "tree", classes=CIFAR10_NAMES)
+    archive = _tar(tmp_path / "tree", tmp_path / "cifar10_jpeg.tar.gz", "cifar10")
+    assert load_dataset(_config(tmp_path, archive), progress=False).name == "cifar10"
+    for name in ("nosuchset", "cifar100", "mnist"):
+        with pytest.raises(
+            DataError, match=rf"class-folder tree of cifar10, but data\.name is '{name}'"
+        ):
+            load_dataset(_config(tmp_path, archive, name=name), progress=False)
+    # The same through the command line, with the copy given by SEMFED_DATA.
+    monkeypatch.setenv("SEMFED_DATA", str(archive))
+    monkeypatch.setenv("SEMFED_CACHE", str(tmp_path / "cache"))
+    config = tmp_path / "c.toml"
+    config.write_text('[data]\nname = "nosuchset"\n[partition]\nnum_clients = 1\nways = 2\n')
+    assert main(["partition", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "data.name is 'nosuchset'" in err and "cifar10_jpeg.tar.gz" in err
+
+
+def test_own_tree_takes_its_name_from_data_name(tmp_path: Path) -> None:
+    _write_tree(tmp_path / "tree")  # ant, bee, cat: not a CIFAR copy
+    assert (
+        load_dataset(_config(tmp_path, tmp_path / "tree", name="insects"), progress=False).name
+        == "insects"
+    )
 
 
 def test_tree_with_mixed_sizes_names_the_odd_file(tmp_path: Path) -> None:

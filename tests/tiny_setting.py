@@ -26,7 +26,6 @@ TINY_SETTING = [
 ]
 
 
-
 def ideal_federation(config):
     """An untrained federation of ``config`` over an ideal (identity) link."""
     from semfed.train import build_federation

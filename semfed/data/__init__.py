@@ -103,15 +103,16 @@ def _load_local(
         fingerprint,
         lambda: sources.read_local(path, name=name, progress=progress),
     )
-    official = sources.OFFICIAL_NAMES.get(fmt)
-    if official is None:
-        return replace(ds, name=name)  # a tree is whatever data.name says it is
-    if official != name:
+    actual = sources.identify(ds, fmt)
+    if actual is None:
+        return replace(ds, name=name)  # the user's own tree is whatever data.name says
+    if actual != name:
+        what = "the official archive" if fmt in sources.OFFICIAL_NAMES else "a class-folder tree"
         raise DataError(
-            f"{path} (from {origin}) is the official {official} archive, but data.name is "
-            f"{name!r}. Set data.name = {official!r}, or point data.path at a copy of {name}."
+            f"{path} (from {origin}) is {what} of {actual}, but data.name is {name!r}. "
+            f"Set data.name = {actual!r}, or point data.path at a copy of {name}."
         )
-    return ds
+    return replace(ds, name=actual)
 
 
 def _cached(

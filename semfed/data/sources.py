@@ -60,6 +60,20 @@ FORMAT_CIFAR100 = "cifar100-python"
 FORMAT_TREE = "image-tree"
 OFFICIAL_NAMES = {FORMAT_CIFAR10: "cifar10", FORMAT_CIFAR100: "cifar100"}
 
+# CIFAR-10's classes, in label order (also the sorted folder names of a tree of it).
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
+
 
 def _unsupported(path: Path, why: str) -> DataError:
     return DataError(f"{path}: {why}. Accepted data paths: {ACCEPTED_FORMATS}.")
@@ -423,3 +437,19 @@ def read_local(path: Path, *, name: str, progress: bool = True) -> tuple[ImageDa
             path, "this folder holds neither CIFAR batch files nor train/ and test/ folders"
         )
     return _read_tree_folder(root, name, progress, source), FORMAT_TREE
+
+
+def identify(ds: ImageDataset, fmt: str) -> str | None:
+    """Which CIFAR a decoded local copy is (``cifar10`` or ``cifar100``), or None.
+
+    An official archive names itself. A class-folder tree is CIFAR-10 when its
+    classes are CIFAR-10's ten, CIFAR-100 when it has 100 classes of 32x32 colour
+    images; any other tree is an image set of the user's, named by ``data.name``.
+    """
+    if fmt in OFFICIAL_NAMES:
+        return OFFICIAL_NAMES[fmt]
+    if tuple(ds.class_names) == CIFAR10_CLASSES:
+        return "cifar10"
+    if ds.num_classes == 100 and ds.x_train.shape[1:] == (32, 32, 3):
+        return "cifar100"
+    return None
