@@ -23,10 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from phy.config import LinkConfig, per_user_snr_db
-
-
-class ConfigError(ValueError):
-    """A bad configuration value; the message names the key."""
+from semfed.errors import ConfigError
 
 
 def _invalid(key: str, value: object, allowed: str) -> ConfigError:

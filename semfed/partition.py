@@ -21,10 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from semfed.config import PartitionConfig
-
-
-class PartitionError(ValueError):
-    """A partition that cannot be made from the data; the message gives the numbers."""
+from semfed.errors import PartitionError
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semfed.cli import UserError, main
+from semfed.cli import main
 from semfed.config import dumps_toml, load_config
+from semfed.errors import UserError
 from semfed.sweep import SweepError, parse_grid, plan_runs, split_values
 
 # A tiny synthetic config: 2 clients, 8x8 images, one round (about 10 s a run).

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from semfed import __version__
-from semfed.errors import UserError
+from semfed.errors import USER_ERRORS, UserError
 
 SUBCOMMANDS = (
     "partition",
@@ -30,15 +30,6 @@ SUBCOMMANDS = (
 )
 
 __all__ = ["UserError", "add_config_arguments", "build_parser", "main"]
-
-
-def _known_errors() -> tuple[type[BaseException], ...]:
-    from phy.config import LinkConfigError
-    from semfed.config import ConfigError
-    from semfed.data.errors import DataError
-    from semfed.partition import PartitionError
-
-    return (UserError, ConfigError, LinkConfigError, DataError, PartitionError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except _known_errors() as err:
+    except USER_ERRORS as err:
         print(f"semfed {args.command}: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into head & co.

@@ -9,7 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from semfed.cli import UserError, add_config_arguments
+from semfed.cli import add_config_arguments
+from semfed.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

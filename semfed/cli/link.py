@@ -59,8 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from semfed.cli import UserError
     from semfed.config import load_config
+    from semfed.errors import UserError
 
     config = load_config(args.config, args.overrides)
     base = config.link

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from semfed.runtime import announce_device
 
     if args.resume and args.overwrite:
-        from semfed.cli import UserError
+        from semfed.errors import UserError
 
         raise UserError("--resume and --overwrite exclude each other")
     config = load_config(args.config, args.overrides)
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             dump_features=args.dump_features,
         )
     except TrainingDiverged as err:
-        from semfed.cli import UserError
+        from semfed.errors import UserError
 
         raise UserError(f"{err}; last good state saved in {args.out}/diverged") from None
     print(json.dumps(summary, indent=2))

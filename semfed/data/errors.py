@@ -1,11 +1,7 @@
-"""The one error type of the data package."""
+"""The one error type of the data package (defined with semfed's other input errors)."""
 
 from __future__ import annotations
 
+from semfed.errors import DataError
 
-class DataError(Exception):
-    """No data source worked, or a data source is unusable.
-
-    The message is one self-contained paragraph (what was tried, what is wrong,
-    how to fix it); the CLI prints it without a traceback.
-    """
+__all__ = ["DataError"]
