@@ -35,8 +35,11 @@ def tiny_config(*extra: str):
 
 @pytest.fixture(scope="module")
 def federation():
-    """A built (untrained) FedCL federation with an ideal link, shared by the unit tests."""
-    cfg = tiny_config()
+    """A built (untrained) FedCL federation with an ideal link, shared by the unit tests.
+
+    Clients of unequal size (shots 24 to 40), so that a plain mean of the decoders
+    is not the D_k-weighted one."""
+    cfg = tiny_config("partition.shots_spread=8")
     _seed_everything(0)
     data = load_dataset(cfg.data, progress=False)
     part = make_partition(data.y_train, data.y_test, data.num_classes, cfg.partition)
@@ -129,6 +132,7 @@ def test_round_averages_decoders_with_dk_over_d(federation):
     stats = alg.run_round(0, np.random.default_rng(0))
     assert np.isfinite(stats.train_loss) and stats.separation > 0
     sizes = np.array([c.num_train for c in clients], float)
+    assert len(set(sizes)) == len(sizes), sizes  # unequal D_k
     for i, w in enumerate(alg.decoder.get_weights()):
         expected = sum(
             s / sizes.sum() * c.decoder.get_weights()[i]
@@ -236,13 +240,17 @@ def test_kill_and_resume_matches_uninterrupted_run(full_run, tmp_path):
         "--out",
         str(run_dir),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # stderr to a file, not a pipe: nobody reads a pipe while the run goes, and
+    # TensorFlow's log could fill it and block the run.
+    err_file = tmp_path / "stderr.txt"
+    with err_file.open("wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
     latest = run_dir / "checkpoints" / "latest.json"
     deadline = time.time() + 300
     while time.time() < deadline:
         if latest.exists() and json.loads(latest.read_text())["round"] >= 1:
             break
-        assert proc.poll() is None, proc.stderr.read().decode()
+        assert proc.poll() is None, err_file.read_text()
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -287,3 +295,155 @@ def test_evaluation_schedule_does_not_change_training(full_run, tmp_path):
     for r in sparse:
         assert r["train_loss"] == dense[r["round"]]["train_loss"]
         assert set(r["test_acc_by_snr"]) == {"0", "30"}
+
+
+# ---------------------------------------------------------------- what crosses which link
+
+
+def _flat_weights(variables) -> np.ndarray:
+    return np.concatenate([np.asarray(v).ravel() for v in variables])
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _local_updates(alg) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per client: (encoder update, decoder-instance update) of one round's local passes."""
+    encoders = [_flat_weights(c.encoder.trainable_weights) for c in alg.clients]
+    decoder = _flat_weights(alg.decoder.trainable_weights)  # phi, where every phi_k starts
+    alg.train_clients(0, np.random.default_rng(0))
+    return [
+        (
+            _flat_weights(c.encoder.trainable_weights) - e,
+            _flat_weights(c.decoder.trainable_weights) - decoder,
+        )
+        for c, e in zip(alg.clients, encoders, strict=True)
+    ]
+
+
+def test_each_client_gets_its_own_uplink_and_downlink_snr(tmp_path):
+    """Client 0: clean uplink, -10 dB downlink; client 1: the reverse; client 2: clean.
+
+    The decoder instance phi_k learns from what crossed the uplink, the encoder
+    from what crossed the downlink. So against a round with every link clean,
+    client 0's decoder update is unchanged and its encoder's is not, client 1's
+    decoder update is changed, and client 2's are both unchanged: swapped
+    uplink/downlink SNRs, or per-client lists read for the wrong client, fail this.
+    (SGD, so that an update points along its gradient; one mini-batch.)
+    """
+    from semfed.checkpoint import load_checkpoint, save_checkpoint
+    from semfed.train import build_federation
+
+    cfg = tiny_config(
+        "model.encoders=homogeneous",
+        "training.local_iterations=1",
+        "training.client_optimizer=sgd",
+        "training.server_optimizer=sgd",
+        "link.uplink_snr_db=[60.0, -10.0, 60.0]",
+        "link.downlink_snr_db=[-10.0, 60.0, 60.0]",
+    )
+    alg, _ = build_federation(cfg)
+    save_checkpoint(tmp_path, 0, alg.models(), alg.optimizers(), np.random.default_rng(0))
+    got = _local_updates(alg)
+    load_checkpoint(tmp_path, alg.models(), alg.optimizers(), np.random.default_rng(0))
+    alg.radio.uplink_snr_db = alg.radio.downlink_snr_db = tf.constant([60.0, 60.0, 60.0])
+    clean = _local_updates(alg)
+    cos = [
+        (_cosine(enc, enc_ref), _cosine(dec, dec_ref))
+        for (enc, dec), (enc_ref, dec_ref) in zip(got, clean, strict=True)
+    ]
+    (enc0, dec0), (_, dec1), (enc2, dec2) = cos
+    assert dec0 > 0.999 and enc0 < 0.8, cos  # noisy downlink: only the encoder suffers
+    assert dec1 < 0.8, cos  # noisy uplink: the decoder sees it
+    assert dec2 > 0.999 and enc2 > 0.999, cos
+
+
+def test_encoders_learn_only_from_what_crosses_the_downlink():
+    """A downlink that delivers zeros leaves every encoder as it was; the decoder learns."""
+    from tiny_setting import ideal_federation
+
+    alg = ideal_federation(tiny_config("model.encoders=homogeneous", "training.local_iterations=2"))
+    # before the first (traced) step, so the compiled steps call this downlink
+    alg.radio.downlink = lambda gradients, snr_db: tf.zeros_like(gradients)
+    encoders = [_flat_weights(c.encoder.trainable_weights) for c in alg.clients]
+    decoder = _flat_weights(alg.decoder.trainable_weights)
+    stats = alg.run_round(0, np.random.default_rng(0))
+    assert np.isfinite(stats.train_loss)
+    for c, before in zip(alg.clients, encoders, strict=True):
+        np.testing.assert_array_equal(_flat_weights(c.encoder.trainable_weights), before)
+    assert np.abs(_flat_weights(alg.decoder.trainable_weights) - decoder).max() > 1e-4
+
+
+# ---------------------------------------------------------------- the NaN guard, end to end
+
+
+def test_cli_names_round_and_client_and_the_diverged_state_reloads(tmp_path, monkeypatch, capsys):
+    import re
+
+    import semfed.train
+    from semfed.checkpoint import load_checkpoint
+    from semfed.cli import main
+
+    build = semfed.train.build_federation
+    built = {}
+
+    def poisoned(config, **kwargs):  # client 1's images are NaN: its every step is bad
+        alg, partition = build(config, **kwargs)
+        alg.clients[1].x_train[:] = np.nan
+        built["alg"] = alg
+        return alg, partition
+
+    monkeypatch.setattr(semfed.train, "build_federation", poisoned)
+    cfg = tiny_config("model.encoders=homogeneous", "training.local_iterations=2")
+    config_file = tmp_path / "tiny.toml"
+    config_file.write_text(cfg.to_toml())
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(config_file), "--out", str(out)]) == 2
+    device, err = capsys.readouterr().err.strip().splitlines()  # the device line, then one line
+    assert device.startswith("device: ")
+    assert re.fullmatch(
+        r"semfed train: error: NaN or Inf in the loss or a gradient in round 0, client 1, "
+        rf"mini-batch 0 \(loss = nan\); the update was not applied; last good state saved in "
+        rf"{re.escape(str(out))}/diverged",
+        err,
+    ), err
+    assert not (out / "checkpoints").exists() and not (out / "summary.json").exists()
+    monkeypatch.undo()
+
+    # The saved state reloads into a fresh federation: the state at the failure, in
+    # which client 0 had trained and client 1 had taken no step.
+    fresh, _ = build(cfg, ideal_link=True)
+    initial_encoder_1 = [w.copy() for w in fresh.clients[1].encoder.get_weights()]
+    meta = load_checkpoint(
+        out / "diverged", fresh.models(), fresh.optimizers(), np.random.default_rng(1)
+    )
+    assert meta["partial_round"] == 0
+    failed = built["alg"]
+    for name, model in failed.models().items():
+        for a, b in zip(model.weights, fresh.models()[name].weights, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+    for name, opt in failed.optimizers().items():
+        for a, b in zip(opt.variables, fresh.optimizers()[name].variables, strict=True):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+    for a, b in zip(fresh.clients[1].encoder.get_weights(), initial_encoder_1, strict=True):
+        np.testing.assert_array_equal(a, b)  # no bad update was applied
+    assert int(fresh.clients[0].encoder_optimizer.iterations) == 2  # client 0 trained
+
+
+# ---------------------------------------------------------------- fading and estimated CSI
+
+
+@pytest.mark.slow
+def test_tiny_run_over_tdl_a_with_ls_csi(tmp_path):
+    """Training through a fading channel with LS channel estimation, both directions."""
+    cfg = tiny_config(
+        "model.encoders=homogeneous", "training.rounds=2", "link.channel=tdl-a", "link.csi=ls"
+    )
+    summary = run_training(cfg, tmp_path / "tdl")
+    records = [json.loads(x) for x in (tmp_path / "tdl" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["round"] for r in records] == [0, 1]
+    assert all(np.isfinite(r["train_loss"]) for r in records)
+    assert records[1]["train_loss"] < records[0]["train_loss"]
+    assert summary["final_test_acc"] > 0.3, summary  # chance: 1/10
+    assert load_config(tmp_path / "tdl" / "config.toml").link.channel == "tdl-a"
