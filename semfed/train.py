@@ -142,7 +142,7 @@ def run_training(
     import tensorflow as tf
 
     from semfed.algorithms import TrainingDiverged
-    from semfed.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+    from semfed.checkpoint import save_checkpoint
     from semfed.progress import RoundProgress
 
     t_start = time.time()
@@ -158,8 +158,8 @@ def run_training(
     wall_before = 0.0
     # Running totals over every round, evaluated or not; checkpointed for --resume.
     totals = {f"total_{key}": 0 for key in COMMUNICATION_KEYS}
-    if resuming and has_checkpoint(ckpt_dir):
-        meta = load_checkpoint(ckpt_dir, algorithm.models(), algorithm.optimizers(), rng)
+    if resuming and _checkpoint_to_resume(out, ckpt_dir):
+        meta = _load_for_resume(out, ckpt_dir, algorithm, rng)
         start = meta["round"] + 1
         wall_before = meta.get("wall_s", 0.0)
         totals.update(meta.get("communication", {}))
@@ -240,6 +240,48 @@ def run_training(
     )
     write_json_atomic(out / "summary.json", _finite_or_none(summary))
     return summary
+
+
+def _checkpoint_to_resume(out: Path, ckpt_dir: Path) -> bool:
+    """Whether ``--resume`` continues from a checkpoint (True) or starts at round 0.
+
+    A run killed before its first checkpoint has no ``checkpoints/`` folder; it
+    starts again from round 0 (the same seed gives the same rounds again). A
+    finished run without its checkpoint, or a ``checkpoints/`` folder without
+    ``latest.json``, is refused: starting over would silently replace results.
+    """
+    if not ckpt_dir.exists():
+        if (out / "summary.json").exists():
+            raise RunDirError(
+                f"cannot resume {out}: it holds a finished run (summary.json) but no checkpoint "
+                f"({ckpt_dir} is missing); use --overwrite to start over"
+            )
+        return False
+    from semfed.checkpoint import has_checkpoint
+
+    if not has_checkpoint(ckpt_dir):
+        raise RunDirError(
+            f"cannot resume {out}: {ckpt_dir / 'latest.json'} is missing, so the checkpoint "
+            "cannot be trusted; use --overwrite to start over"
+        )
+    return True
+
+
+def _load_for_resume(out: Path, ckpt_dir: Path, algorithm, rng) -> dict[str, Any]:
+    """The latest checkpoint, loaded into ``algorithm`` and ``rng``, or a
+    :class:`RunDirError` naming what is unreadable (nothing in ``out`` is written)."""
+    import zipfile
+
+    from semfed.checkpoint import load_checkpoint
+
+    try:
+        return load_checkpoint(ckpt_dir, algorithm.models(), algorithm.optimizers(), rng)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunDirError(
+            f"cannot resume {out}: its checkpoint in {ckpt_dir} is unreadable or does not fit "
+            f"this run ({type(err).__name__}: {reason}); use --overwrite to start over"
+        ) from None
 
 
 def _evaluation_snrs(config: RunConfig) -> list[tuple[str, list[float]]]:

@@ -18,7 +18,9 @@ import pytest
 import tensorflow as tf
 from tiny_setting import TINY_SETTING, ideal_federation
 
-from semfed.algorithms import FedAvg, FedCL, FedProto
+import semfed.algorithms.base
+import semfed.checkpoint
+from semfed.algorithms import FedAvg, FedCL, FedProto, TrainingDiverged
 from semfed.checkpoint import load_checkpoint, save_checkpoint
 from semfed.cli import main
 from semfed.config import ALGORITHMS, AlgorithmConfig, ConfigError, load_config
@@ -26,7 +28,7 @@ from semfed.data import load_dataset
 from semfed.evaluation import nearest_prototype
 from semfed.losses import regularized_task_loss
 from semfed.partition import make_partition
-from semfed.train import run_training
+from semfed.train import RunDirError, run_training
 
 # The tiny setting of test_fedcl.py with identical encoders, so that FedAvg can
 # run and every algorithm shares one config but algorithm.name; round 0 is
@@ -288,16 +290,115 @@ def _strip_times(records):
     return [{k: v for k, v in r.items() if k not in ("elapsed_s", "round_s")} for r in records]
 
 
-def test_fedproto_resume_is_bit_exact(sweep, tmp_path):
-    """Prototypes travel in the checkpoint: 2 rounds, then resume to 3, as one run of 3."""
-    _, _, full = sweep("fedproto")
-    out = tmp_path / "resumed"
-    run_training(tiny_config("algorithm.name=fedproto", "training.rounds=2"), out)
-    run_training(tiny_config("algorithm.name=fedproto"), out, resume=True)
-    resumed = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    assert _strip_times(resumed) == _strip_times(full)
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["total_param_bits"] == full[-1]["total_param_bits"]
+class Killed(Exception):
+    """Stands for SIGKILL right after a checkpoint (tests/test_fedcl.py kills a real process)."""
+
+
+def _killed_run(name: str, out, monkeypatch, after_round: int = 1) -> None:
+    """Start the tiny run of ``name`` in ``out``; kill it after that round's checkpoint."""
+    save = semfed.checkpoint.save_checkpoint
+
+    def save_then_die(path, round_index, *args, **kwargs):
+        save(path, round_index, *args, **kwargs)
+        if round_index == after_round:
+            raise Killed
+
+    with monkeypatch.context() as m:
+        m.setattr(semfed.checkpoint, "save_checkpoint", save_then_die)
+        with pytest.raises(Killed):
+            run_training(tiny_config(f"algorithm.name={name}"), out)
+    assert not (out / "summary.json").exists()
+
+
+def _read_records(out):
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("name", ["fedavg", "fedproto", "fedcl-meancentroid"])
+def test_kill_and_resume_is_bit_exact(sweep, tmp_path, monkeypatch, name):
+    """Killed after round 1 of 3 and resumed: the same metrics as one run of 3. FedAvg's
+    shared model, FedProto's prototypes and the mean centroids travel in the checkpoint."""
+    _, summary, full = sweep(name)
+    out = tmp_path / "killed"
+    _killed_run(name, out, monkeypatch)
+    assert [r["round"] for r in _read_records(out)] == [1]
+    resumed = run_training(tiny_config(f"algorithm.name={name}"), out, resume=True)
+    assert _strip_times(_read_records(out)) == _strip_times(full)
+    for key in ("final_test_acc", "total_param_bits", "total_uplink_symbols"):
+        assert resumed[key] == summary[key]
+
+
+def _snapshot(out) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("damage", ["truncated state", "latest points nowhere", "no latest.json"])
+def test_resume_refuses_a_damaged_checkpoint_and_writes_nothing(tmp_path, monkeypatch, damage):
+    out = tmp_path / "killed"
+    _killed_run("fedavg", out, monkeypatch, after_round=0)
+    ckpt = out / "checkpoints"
+    state = ckpt / "round-000000" / "state.npz"
+    if damage == "truncated state":
+        state.write_bytes(state.read_bytes()[: state.stat().st_size // 2])
+    elif damage == "latest points nowhere":
+        shutil.rmtree(ckpt / "round-000000")
+    else:
+        (ckpt / "latest.json").unlink()
+    before = _snapshot(out)
+    with pytest.raises(RunDirError, match=r"cannot resume .*--overwrite") as err:
+        run_training(tiny_config("algorithm.name=fedavg"), out, resume=True)
+    assert "\n" not in str(err.value)
+    assert _snapshot(out) == before  # nothing overwritten
+
+
+def test_resume_without_checkpoint(sweep, tmp_path, monkeypatch):
+    """A finished run whose checkpoint is gone is refused; a run killed before its first
+    checkpoint starts again from round 0 and ends as an uninterrupted run."""
+    done = tmp_path / "done"
+    shutil.copytree(sweep("fedavg")[0], done)
+    shutil.rmtree(done / "checkpoints")
+    before = _snapshot(done)
+    with pytest.raises(RunDirError, match=r"finished run .* no checkpoint"):
+        run_training(tiny_config("algorithm.name=fedavg"), done, resume=True)
+    assert _snapshot(done) == before
+    early = tmp_path / "early"
+    _killed_run("fedavg", early, monkeypatch, after_round=0)
+    shutil.rmtree(early / "checkpoints")  # as if killed before the first checkpoint
+    run_training(tiny_config("algorithm.name=fedavg"), early, resume=True)
+    assert _strip_times(_read_records(early)) == _strip_times(sweep("fedavg")[2])
+
+
+# ---------------------------------------------------------------- the NaN guard, mid-pass
+
+
+@pytest.mark.parametrize("name", ["fedcl", "fedavg", "fedproto"])
+def test_one_bad_minibatch_mid_pass_is_skipped_named_and_stops_the_round(
+    data, tmp_path, monkeypatch, name
+):
+    """Client 1's mini-batch 2 of 4 holds a NaN image. The round stops naming round,
+    client and mini-batch; that step was not applied, the others were: client 1's
+    models end as after a pass over mini-batches 0, 1 and 3 alone."""
+    alg = build(data, name)
+    client = alg.clients[1]
+    schedule = np.arange(64).reshape(4, 16)
+    save_checkpoint(tmp_path, 0, alg.models(), alg.optimizers(), np.random.default_rng(0))
+    monkeypatch.setattr(semfed.algorithms.base, "batch_schedule", lambda *a, **k: schedule)
+    clean = client.x_train[40].copy()
+    client.x_train[40] = np.nan  # sample 40: mini-batch 2
+    with pytest.raises(TrainingDiverged, match=r"round 3, client 1, mini-batch 2 \(loss = nan\)"):
+        alg.train_clients(3, np.random.default_rng(0))
+    client.x_train[40] = clean
+    got = client.encoder.get_weights() + client.decoder.get_weights()
+    assert all(np.isfinite(w).all() for w in got)
+    assert int(client.encoder_optimizer.iterations) == 3  # the bad step was not counted
+
+    load_checkpoint(tmp_path, alg.models(), alg.optimizers(), np.random.default_rng(0))
+    good = schedule[[0, 1, 3]]
+    monkeypatch.setattr(semfed.algorithms.base, "batch_schedule", lambda *a, **k: good)
+    alg.train_clients(3, np.random.default_rng(0))
+    want = client.encoder.get_weights() + client.decoder.get_weights()
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 # ---------------------------------------------------------------- semfed compare
