@@ -65,6 +65,10 @@ class SingleSectorChannel(ChannelModel):
     min_speed_ms, max_speed_ms : float
         Range of the UT speed [m/s], drawn uniformly per drop.
     precision : "single" | "double"
+    los : None | bool
+        None (default): each drop is line-of-sight or not with the scenario's
+        probability (Sionna's draw). True or False: every drop is LoS, or NLoS
+        (to check one propagation state against its theory).
 
     Input
     -----
@@ -88,9 +92,11 @@ class SingleSectorChannel(ChannelModel):
         min_speed_ms: float,
         max_speed_ms: float,
         precision: str,
+        los: bool | None = None,
     ) -> None:
         super().__init__(precision=precision)
         self._scenario = scenario
+        self._los = los
         self._min_speed = min_speed_ms
         self._max_speed = max_speed_ms
         arrays = {
@@ -124,7 +130,9 @@ class SingleSectorChannel(ChannelModel):
         # Upright antennas: keep only the bearing (yaw), see the module docstring.
         ut_orient = ut_orient * tf.constant([1.0, 0.0, 0.0], ut_orient.dtype)
         bs_orient = bs_orient * tf.constant([1.0, 0.0, 0.0], bs_orient.dtype)
-        self._model.set_topology(ut_loc, bs_loc, ut_orient, bs_orient, ut_vel, in_state)
+        self._model.set_topology(
+            ut_loc, bs_loc, ut_orient, bs_orient, ut_vel, in_state, los=self._los
+        )
         return self._model(num_time_steps, sampling_frequency)
 
 

@@ -19,10 +19,13 @@ import sionna.phy
 import tensorflow as tf
 from scipy.special import exp1
 
+import phy.link
+from phy.channels import SingleSectorChannel, build_channel_model
 from phy.config import CHANNEL_MODELS, LinkConfig, LinkConfigError, per_user_snr_db
 from phy.features import features_to_symbols, normalize_power, symbols_to_features
 from phy.link import Link
-from phy.resource_grid import SlotPacking
+from phy.propagation import Propagation
+from phy.resource_grid import SlotPacking, build_resource_grid
 from phy.seeding import set_seed, sionna_seed
 
 
@@ -324,6 +327,70 @@ def test_every_catalogued_channel_runs(eager, channel):
     assert out.received.shape == (2, 5, 8)
     assert np.all(np.isfinite(out.received.numpy()))
     assert np.all(out.nmse.numpy() < 5.0)
+
+
+# ------------------------------------------- channel catalogue: gain and fading statistics
+# One small grid (12 subcarriers x 2 OFDM symbols, no pilots) and many slots, each
+# slot an independent channel realisation, all in one batched call.
+
+SMALL_GRID = {"rb_per_user": 1, "num_ofdm_symbols": 2, "pilot_pattern": "empty"}
+SLOTS = 2000
+# Slow to draw (seconds each, eagerly): the clustered and the 38.901 scenario models.
+_SLOW_MODELS = {"cdl-a", "cdl-b", "cdl-c", "cdl-d", "cdl-e", "umi", "uma", "rma"}
+
+
+def _models(names):
+    return [pytest.param(n, marks=pytest.mark.slow) if n in _SLOW_MODELS else n for n in names]
+
+
+@pytest.mark.parametrize("direction", ["uplink", "downlink"])
+@pytest.mark.parametrize("channel", _models(CHANNEL_MODELS))
+def test_every_channel_model_has_unit_mean_gain(eager, channel, direction):
+    """E|h|^2 = 1 per RE over realisations, so the configured SNR is the mean SNR."""
+    config = LinkConfig(channel=channel, **SMALL_GRID)
+    propagation = Propagation(
+        config, build_resource_grid(config), build_channel_model(config, direction)
+    )
+    shape = [SLOTS, 1, 1, config.num_ofdm_symbols, config.num_subcarriers]
+    _, h = propagation(tf.zeros(shape, tf.complex64), tf.ones([SLOTS]))
+    assert h.shape[0] == SLOTS
+    gain = float(tf.reduce_mean(tf.abs(h) ** 2))
+    assert gain == pytest.approx(1.0, rel=0.10), gain  # standard error about 2 %
+
+
+NLOS_MODELS = ["tdl-a", "tdl-b", "tdl-c", "cdl-a", "cdl-b", "cdl-c", "umi", "uma", "rma"]
+LOS_MODELS = ["tdl-d", "tdl-e", "cdl-d", "cdl-e"]
+
+
+@pytest.mark.parametrize("channel", _models(NLOS_MODELS + LOS_MODELS))
+def test_perfect_csi_mmse_nmse_at_10_db_against_rayleigh(eager, monkeypatch, channel):
+    """At 100 ns delay spread a 360 kHz sub-band fades flat, so every NLoS model (the
+    38.901 drops forced NLoS) gives Rayleigh's biased-MMSE NMSE N0 e^N0 E1(N0); a
+    line-of-sight component (TDL-D/E, CDL-D/E) fades less and does better. A link
+    that returns zeros has NMSE 1."""
+    if channel in ("umi", "uma", "rma"):
+        monkeypatch.setattr(
+            phy.link,
+            "build_channel_model",
+            lambda config, direction: SingleSectorChannel(
+                config.channel,
+                config.carrier_frequency_ghz * 1e9,
+                direction,
+                0.0,
+                0.0,
+                config.precision,
+                los=False,
+            ),
+        )
+    link = Link(LinkConfig(channel=channel, csi="perfect", equalizer="mmse", **SMALL_GRID), 8)
+    f = gaussian_features(1, SLOTS * link.packing.samples_per_slot, 8)
+    nmse = float(link(f, 10.0, measure=True).nmse[0])
+    n0 = noise_variance(10.0)
+    rayleigh = n0 * math.exp(n0) * exp1(n0)  # 0.2015
+    if channel in LOS_MODELS:
+        assert nmse < 0.8 * rayleigh, nmse
+    else:
+        assert nmse == pytest.approx(rayleigh, rel=0.20), nmse
 
 
 # ------------------------------------------------------------ study and CLI
