@@ -140,11 +140,10 @@ def test_nearby_seeds_give_independent_streams():
 
 
 @pytest.mark.parametrize("equalizer", ["zf", "lmmse"])
-def test_awgn_unbiased_nmse_and_post_eq_snr_match_theory_per_user(awgn_links, equalizer):
+def test_awgn_unbiased_nmse_matches_theory_per_user(awgn_links, equalizer):
     snr = [0.0, 10.0, 20.0]  # one SNR per user: also checks per-user SNR
     out = awgn_links[equalizer](gaussian_features(3, 2000, 64), snr, measure=True)
     np.testing.assert_allclose(out.nmse.numpy(), noise_variance(snr), rtol=0.05)
-    np.testing.assert_allclose(out.post_eq_snr_db.numpy(), snr, atol=0.2)
 
 
 def test_awgn_biased_mmse_nmse_matches_theory(awgn_links):
@@ -430,7 +429,8 @@ def test_link_cli_writes_csv_and_plot(tmp_path):
     ]
     awgn_10 = float(rows[1]["feature_nmse"])
     assert awgn_10 == pytest.approx(0.1 / 1.1, rel=0.3)  # biased MMSE, only 100 samples
-    assert (out / "link.png").stat().st_size > 0
+    # the figure's content is read back in tests/test_link_theory.py
+    assert (out / "link.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_link_cli_rejects_unknown_channel(tmp_path, capsys):

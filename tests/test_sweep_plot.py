@@ -132,10 +132,11 @@ def test_sweep_failure_recorded_and_rerun_skips_and_resumes(tiny_toml, tmp_path,
     assert set(rows) == {"partition.ways=2", "partition.ways=99"}
     good, bad = rows["partition.ways=2"], rows["partition.ways=99"]
     assert good["status"] == "done"
-    assert 0.0 <= float(good["final_test_acc"]) <= 1.0
+    run_summary = json.loads((out / "partition.ways=2" / "summary.json").read_text())
+    assert float(good["final_test_acc"]) == run_summary["final_test_acc"]  # the run's own
     assert float(good["oracle_best_test_acc"]) >= float(good["final_test_acc"])
     assert good["final_test_acc"] == good["final_test_acc_global"]
-    assert float(good["wall_s"]) > 0
+    assert float(good["wall_s"]) == round(run_summary["wall_s"], 2)
     assert good["partition.ways"] == "2"
     assert bad["status"] == "failed"
     assert "only 4 classes" in bad["error"]
@@ -180,20 +181,32 @@ def test_sweep_backend_options_rejected_with_one_line(tiny_toml, tmp_path, capsy
     assert not (tmp_path / "sweep").exists()  # rejected before anything is written
 
 
-def test_sweep_ray_backend_local_cluster(tiny_toml, tmp_path, capsys):
+def test_sweep_ray_backend_local_cluster(tiny_toml, tmp_path, capsys, monkeypatch):
+    import os
+
     import ray
 
+    # Ray's usage statistics are off by the time Ray starts (these machines are offline).
+    monkeypatch.delenv("RAY_USAGE_STATS_ENABLED", raising=False)
+    init, stats_setting = ray.init, []
+
+    def recording_init(*args, **kwargs):
+        stats_setting.append(os.environ.get("RAY_USAGE_STATS_ENABLED"))
+        return init(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "init", recording_init)
     out = tmp_path / "sweep"
     cmd = ["sweep", "--config", str(tiny_toml), "--grid", "link.uplink_snr_db=10,20"]
     cmd += ["--out", str(out), "--backend", "ray", "--workers", "2"]
     assert main(cmd) == 0
+    assert stats_setting == ["0"]
     assert not ray.is_initialized()  # the local Ray it started is shut down
     rows = read_csv(out / "sweep.csv")
     assert set(rows) == {"link.uplink_snr_db=10", "link.uplink_snr_db=20"}
     for name, row in rows.items():
         assert row["status"] == "done"
-        assert 0.0 <= float(row["final_test_acc"]) <= float(row["oracle_best_test_acc"]) <= 1.0
         summary = json.loads((out / name / "summary.json").read_text())
+        assert float(row["final_test_acc"]) == summary["final_test_acc"]
         assert summary["config_hash"] == row["config_hash"]
         assert not (out / name / "error.txt").exists()
     assert capsys.readouterr().out.count("submit link.uplink_snr_db=") == 2
@@ -359,14 +372,53 @@ def fake_sweep(tmp_path: Path) -> Path:
     return root
 
 
-def _check_files(paths: list[Path], stem: str) -> None:
-    names = {p.name for p in paths}
-    assert {f"{stem}.png", f"{stem}.pdf"} <= names
-    for p in paths:
-        assert p.stat().st_size > 1000
+def _names(paths: list[Path]) -> set[str]:
+    return {p.name for p in paths}
 
 
-def test_plot_curves_and_snr(fake_sweep, tmp_path, capsys):
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures semfed.plot saves, read back from matplotlib (kept from plt.close)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig=None, *a, **k: figures.append(fig))
+    yield figures
+    monkeypatch.undo()
+    plt.close("all")
+
+
+def _content(fig) -> dict:
+    """Axis labels, legend entries and the plotted series {label: (x, y)} of a one-axes figure."""
+    (ax,) = fig.axes
+    series = {}
+    for container in ax.containers:  # error bars: the data line is the first
+        line = container.lines[0]
+        series[container.get_label()] = (list(line.get_xdata()), list(line.get_ydata()))
+    for line in ax.get_lines():
+        if not line.get_label().startswith("_"):
+            series[line.get_label()] = (list(line.get_xdata()), list(line.get_ydata()))
+    legend = ax.get_legend()
+    return {
+        "xlabel": ax.get_xlabel(),
+        "ylabel": ax.get_ylabel(),
+        "title": ax.get_title(),
+        "legend": [t.get_text() for t in legend.get_texts()] if legend else [],
+        "series": series,
+        "bands": len(ax.collections) - len(ax.containers),
+    }
+
+
+def _fake_mean(alg: str, snr: float, t: int) -> float:
+    """Mean over the two seeds of ``fake_sweep``'s accuracy at round t, in %."""
+    base = {"fedcl": 0.6, "fedavg": 0.3}[alg]
+    return 100 * (base * (t + 1) / 3 + 0.01 + snr / 100)
+
+
+def test_plot_curves_and_snr(fake_sweep, tmp_path, capsys, drawn):
     from semfed.plot import group_runs, load_runs, make_plots
 
     runs = load_runs([fake_sweep])
@@ -377,19 +429,49 @@ def test_plot_curves_and_snr(fake_sweep, tmp_path, capsys):
 
     out = tmp_path / "figs"
     assert main(["plot", str(fake_sweep), "--out", str(out)]) == 0
-    assert (out / "curves.png").stat().st_size > 1000
-    assert (out / "curves.pdf").stat().st_size > 1000
-    _check_files(make_plots([fake_sweep], out, "snr"), "snr")
+    assert {"curves.png", "curves.pdf"} <= {p.name for p in out.iterdir()}
+    curves = _content(drawn[-1])
+    assert (curves["xlabel"], curves["ylabel"]) == ("communication round", "test accuracy (%)")
+    assert "protocol global" in curves["title"] and "n = 2 seeds" in curves["title"]
+    assert curves["bands"] == 4  # a 95 % band per setting
+    assert (
+        sorted(curves["legend"])
+        == sorted(curves["series"])
+        == [f"algorithm={a}, uplink_snr_db={s} (n=2)" for a in ("fedavg", "fedcl") for s in (0, 10)]
+    )
+    for alg in ("fedavg", "fedcl"):
+        for snr in (0, 10):
+            x, y = curves["series"][f"algorithm={alg}, uplink_snr_db={snr} (n=2)"]
+            assert x == [1, 2, 3]
+            np.testing.assert_allclose(y, [_fake_mean(alg, snr, t) for t in range(3)])
+
+    # From test_acc_by_snr: one curve per algorithm over the three evaluation SNRs,
+    # each point the mean of 4 runs (2 uplink SNRs x 2 seeds).
+    assert _names(make_plots([fake_sweep], out, "snr")) == {"snr.png", "snr.pdf"}
+    snr = _content(drawn[-1])
+    assert snr["xlabel"] == "evaluation SNR (dB)" and snr["ylabel"] == "final test accuracy (%)"
+    assert sorted(snr["legend"]) == sorted(snr["series"]) == ["algorithm=fedavg", "algorithm=fedcl"]
+    for alg in ("fedavg", "fedcl"):
+        last = np.mean([_fake_mean(alg, s, 2) for s in (0, 10)])
+        x, y = snr["series"][f"algorithm={alg}"]
+        assert x == [-5.0, 5.0, 20.0]
+        np.testing.assert_allclose(y, [last - 20, last - 10, last])
     # Without test_acc_by_snr the points come from the runs' uplink SNR.
     for d in fake_sweep.iterdir():
         summary = json.loads((d / "summary.json").read_text())
         del summary["final_test_acc_by_snr"]
         (d / "summary.json").write_text(json.dumps(summary))
-    _check_files(make_plots([fake_sweep], tmp_path / "figs2", "snr"), "snr")
+    make_plots([fake_sweep], tmp_path / "figs2", "snr")
+    snr = _content(drawn[-1])
+    assert snr["xlabel"] == "uplink SNR (dB)"
+    for alg in ("fedavg", "fedcl"):
+        x, y = snr["series"][f"algorithm={alg}"]
+        assert x == [0.0, 10.0]
+        np.testing.assert_allclose(y, [_fake_mean(alg, s, 2) for s in (0, 10)])
     assert capsys.readouterr().out.count("curves.") == 2
 
 
-def test_plot_tsne(tmp_path):
+def test_plot_tsne(tmp_path, drawn):
     from semfed.plot import make_plots
 
     run = tmp_path / "run"
@@ -398,7 +480,16 @@ def test_plot_tsne(tmp_path):
     labels = np.repeat(np.arange(3), 40)
     feats = rng.normal(size=(120, 8)) + labels[:, None] * 3.0
     np.savez(run / "features.npz", features=feats, labels=labels, snr_db=np.array([5.0, 5.0]))
-    _check_files(make_plots([run], tmp_path / "figs", "tsne"), "tsne")
+    assert _names(make_plots([run], tmp_path / "figs", "tsne")) == {"tsne.png", "tsne.pdf"}
+    (ax,) = drawn[-1].axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["class 0", "class 1", "class 2"]
+    assert [len(c.get_offsets()) for c in ax.collections] == [40, 40, 40]  # every point drawn
+    assert "SNR 5 dB" in ax.get_title() and "120 points" in ax.get_title()
+    # well-separated classes stay apart: each class's centre is nearer its own points
+    centres = np.array([c.get_offsets().mean(axis=0) for c in ax.collections])
+    for i, c in enumerate(ax.collections):
+        dist = np.linalg.norm(c.get_offsets()[:, None, :] - centres[None], axis=-1)
+        assert (dist.argmin(axis=1) == i).mean() > 0.9
 
 
 def test_plot_errors_are_one_line(tmp_path, capsys):
@@ -422,18 +513,47 @@ def test_plot_errors_are_one_line(tmp_path, capsys):
         make_plots([run], tmp_path / "o", "snr")
 
 
-def test_plot_vs_cost_where_by_and_link(fake_sweep, tmp_path):
+def test_plot_vs_cost_where_by_and_link(fake_sweep, tmp_path, drawn):
     from semfed.plot import communication_load, load_runs, make_plots
 
     out = tmp_path / "figs"
-    _check_files(make_plots([fake_sweep], out, "vs", x="link.uplink_snr_db"), "vs_uplink_snr_db")
+    made = make_plots([fake_sweep], out, "vs", x="link.uplink_snr_db")
+    assert _names(made) == {"vs_uplink_snr_db.png", "vs_uplink_snr_db.pdf"}
+    vs = _content(drawn[-1])
+    assert vs["xlabel"] == "uplink SNR (dB)" and vs["ylabel"] == "final test accuracy (%)"
+    assert sorted(vs["legend"]) == sorted(vs["series"]) == ["algorithm=fedavg", "algorithm=fedcl"]
+    for alg in ("fedavg", "fedcl"):
+        x, y = vs["series"][f"algorithm={alg}"]
+        assert x == [0.0, 10.0]
+        np.testing.assert_allclose(y, [_fake_mean(alg, s, 2) for s in (0, 10)])
+
     made = make_plots([fake_sweep], out, "curves", by="algorithm.name", note="tiny scale")
-    _check_files(made, "algorithm=fedavg_curves")
-    _check_files(made, "algorithm=fedcl_curves")
+    assert _names(made) == {
+        f"algorithm={a}_curves.{ext}" for a in ("fedavg", "fedcl") for ext in ("png", "pdf")
+    }
+    for fig, alg in zip(drawn[-2:], ("fedavg", "fedcl"), strict=True):  # one figure per value
+        curves = _content(fig)
+        assert f"algorithm={alg}" in curves["title"] and "tiny scale" in curves["title"]
+        assert sorted(curves["legend"]) == ["uplink_snr_db=0 (n=2)", "uplink_snr_db=10 (n=2)"]
+        np.testing.assert_allclose(
+            curves["series"]["uplink_snr_db=10 (n=2)"][1],
+            [_fake_mean(alg, 10, t) for t in range(3)],
+        )
+
     made = make_plots([fake_sweep], out, "cost", where={"link.uplink_snr_db": 10.0}, prefix="p_")
-    _check_files(made, "p_cost")
+    assert _names(made) == {"p_cost.png", "p_cost.pdf"}
+    cost = _content(drawn[-1])
+    assert (
+        cost["xlabel"].startswith("communication load") and drawn[-1].axes[0].get_xscale() == "log"
+    )
     loads = {r["config"]["algorithm.name"]: communication_load(r) for r in load_runs([fake_sweep])}
     assert loads == {"fedcl": 4000.0, "fedavg": 10.0**6}  # 2 per symbol, 1 per 32 bits
+    assert (
+        sorted(cost["legend"]) == sorted(cost["series"]) == ["algorithm=fedavg", "algorithm=fedcl"]
+    )
+    for alg in ("fedavg", "fedcl"):  # one point per setting, at its load
+        assert cost["series"][f"algorithm={alg}"][0] == [loads[alg]]
+        np.testing.assert_allclose(cost["series"][f"algorithm={alg}"][1], [_fake_mean(alg, 10, 2)])
     with pytest.raises(UserError, match="no run matches"):
         make_plots([fake_sweep], out, "curves", where={"algorithm.name": "fedprox"})
     with pytest.raises(UserError, match="needs --x"):
@@ -446,6 +566,17 @@ def test_plot_vs_cost_where_by_and_link(fake_sweep, tmp_path):
         nmse = 10 ** (-snr / 10)
         rows.append(f"awgn,perfect,mmse,{snr},{nmse},{-snr},{snr},{0.1 * nmse}")
     (link / "link.csv").write_text("\n".join(rows) + "\n")
-    _check_files(make_plots([link], out, "link"), "link")
+    assert _names(make_plots([link], out, "link")) == {"link.png", "link.pdf"}
+    nmse_ax, ber_ax = drawn[-1].axes
+    assert nmse_ax.get_ylabel() == "feature NMSE [dB]"
+    assert ber_ax.get_ylabel() == "uncoded QPSK bit error rate"
+    for ax, want in ((nmse_ax, [0.0, -10.0, -20.0]), (ber_ax, [0.1, 0.01, 0.001])):
+        (points,) = ax.containers  # the measured curve, with its theory dashed beside it
+        assert points.get_label() == "awgn, perfect CSI, mmse"
+        assert list(points.lines[0].get_xdata()) == [0.0, 10.0, 20.0]
+        np.testing.assert_allclose(points.lines[0].get_ydata(), want, rtol=1e-9)
+        assert [ln.get_label() for ln in ax.get_lines() if ln.get_linestyle() == "--"] == [
+            "awgn, perfect CSI, mmse: theory"
+        ]
     with pytest.raises(UserError, match=r"no link\.csv"):
         make_plots([tmp_path / "figs"], out, "link")
