@@ -576,12 +576,28 @@ def make_plots(
     return made
 
 
+def file_stem(prefix: str, stem: str) -> str:
+    """``<figure>_<kind>`` without saying a word twice.
+
+    ``prefix`` names the figure (``fig2a_``, ``num_clients=20_``), ``stem`` is what
+    the kind saved (``curves``, ``cost``, ``vs_ways``). The kind is left out when
+    the prefix already says it: ``cost_`` + ``cost`` is ``cost``, ``cost_heterogeneous_``
+    + ``cost`` is ``cost_heterogeneous``, ``fig2a_`` + ``cost`` stays ``fig2a_cost``.
+    """
+    if not prefix:
+        return stem
+    kind, _, rest = stem.partition("_")
+    if kind in prefix.rstrip("_").split("_"):
+        return prefix + rest if rest else prefix.rstrip("_")
+    return prefix + stem
+
+
 def _renamed(paths: list[Path], prefix: str) -> list[Path]:
     if not prefix:
         return paths
     out = []
     for p in paths:
-        target = p.with_name(prefix + p.name)
+        target = p.with_name(file_stem(prefix, p.stem) + p.suffix)
         p.replace(target)
         out.append(target)
     return out

@@ -278,6 +278,7 @@ kind = "curves"
 name = "a_"
 [[plot]]
 kind = "cost"
+name = "cost_"
 """
 
 
@@ -295,13 +296,28 @@ def test_experiment_file_runs_its_sweep_and_plots(tiny_toml, tmp_path, capsys):
     assert fedcl.model.encoders == "heterogeneous"
     assert fedcl.partition.shots == 6 and fedcl.training.rounds == 1  # scale and common set
     names = {p.name for p in (out / "plots").iterdir()}
-    assert {"a_curves.png", "a_curves.pdf", "1_cost.png", "1_cost.pdf"} <= names
+    assert names == {"a_curves.png", "a_curves.pdf", "cost.png", "cost.pdf"}  # not cost_cost
     capsys.readouterr()
     # Plots only, from the finished runs; a scale the file lacks is a one-line error.
     assert main(["experiment", str(spec), "--out", str(out), "--plots-only"]) == 0
     assert main(["experiment", str(spec), "--scale", "huge", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "no scale 'huge'" in err and len(err.strip().splitlines()) == 1
+
+
+def test_plot_file_names_say_figure_and_kind_once():
+    from semfed.plot import file_stem
+
+    assert file_stem("", "cost") == "cost"
+    assert file_stem("cost_", "cost") == "cost"
+    assert file_stem("communication_cost_", "cost") == "communication_cost"
+    assert file_stem("cost_heterogeneous_", "cost") == "cost_heterogeneous"
+    assert file_stem("cost_", "curves") == "cost_curves"
+    assert file_stem("fig2a_", "cost") == "fig2a_cost"
+    assert file_stem("fig2a_num_clients=20_", "curves") == "fig2a_num_clients=20_curves"
+    assert file_stem("fig3b_", "vs_ways") == "fig3b_vs_ways"
+    assert file_stem("vs_", "vs_ways") == "vs_ways"
+    assert file_stem("fig4_", "tsne_run=1") == "fig4_tsne_run=1"
 
 
 def test_experiment_file_errors_name_the_key(tmp_path, capsys):
