@@ -135,6 +135,7 @@ def test_nearest_prototype_by_hand():
     assert nearest_prototype(feats, protos, [0, 0, 0]) is None
 
 
+@pytest.mark.slow
 def test_fedavg_aggregation_is_the_dk_weighted_average_of_all_parameters(data):
     alg = build(data, "fedavg", "partition.shots_spread=8")  # unequal D_k
     assert isinstance(alg, FedAvg)
@@ -162,6 +163,7 @@ def test_fedavg_aggregation_is_the_dk_weighted_average_of_all_parameters(data):
     assert moving and not np.allclose(local[0][moving[0]], local[1][moving[0]])
 
 
+@pytest.mark.slow
 def test_fedproto_prototypes_are_the_unweighted_mean_of_local_prototypes(data):
     alg = build(data, "fedproto", "model.encoders=heterogeneous", "partition.shots_spread=8")
     assert isinstance(alg, FedProto)
@@ -184,6 +186,7 @@ def test_fedproto_prototypes_are_the_unweighted_mean_of_local_prototypes(data):
     assert later.regularizer > 0
 
 
+@pytest.mark.slow
 def test_meancentroid_centroids_are_the_dk_weighted_mean(data, tmp_path):
     alg = build(data, "fedcl-meancentroid", "partition.shots_spread=8")
     assert isinstance(alg, FedCL) and alg.scg is None
@@ -204,6 +207,7 @@ def test_meancentroid_centroids_are_the_dk_weighted_mean(data, tmp_path):
     np.testing.assert_array_equal(alg.global_centroids().numpy(), saved)
 
 
+@pytest.mark.slow
 def test_nocentroid_is_split_learning_without_regularizer(data):
     alg = build(data, "fedcl-nocentroid", "algorithm.lam=5.0")
     assert alg.lam == 0.0 and alg.scg is None
@@ -264,6 +268,7 @@ def _hand_count(name: str, classes: list[tuple[int, ...]]) -> dict[str, int]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALGORITHMS)
 def test_each_algorithm_learns_and_accounts_its_communication(sweep, name, data):
     _, summary, records = sweep(name)
@@ -314,6 +319,7 @@ def _read_records(out):
     return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fedavg", "fedproto", "fedcl-meancentroid"])
 def test_kill_and_resume_is_bit_exact(sweep, tmp_path, monkeypatch, name):
     """Killed after round 1 of 3 and resumed: the same metrics as one run of 3. FedAvg's
@@ -332,6 +338,7 @@ def _snapshot(out) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated state", "latest points nowhere", "no latest.json"])
 def test_resume_refuses_a_damaged_checkpoint_and_writes_nothing(tmp_path, monkeypatch, damage):
     out = tmp_path / "killed"
@@ -351,6 +358,7 @@ def test_resume_refuses_a_damaged_checkpoint_and_writes_nothing(tmp_path, monkey
     assert _snapshot(out) == before  # nothing overwritten
 
 
+@pytest.mark.slow
 def test_resume_without_checkpoint(sweep, tmp_path, monkeypatch):
     """A finished run whose checkpoint is gone is refused; a run killed before its first
     checkpoint starts again from round 0 and ends as an uninterrupted run."""
@@ -371,6 +379,7 @@ def test_resume_without_checkpoint(sweep, tmp_path, monkeypatch):
 # ---------------------------------------------------------------- the NaN guard, mid-pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["fedcl", "fedavg", "fedproto"])
 def test_one_bad_minibatch_mid_pass_is_skipped_named_and_stops_the_round(
     data, tmp_path, monkeypatch, name
@@ -404,6 +413,7 @@ def test_one_bad_minibatch_mid_pass_is_skipped_named_and_stops_the_round(
 # ---------------------------------------------------------------- semfed compare
 
 
+@pytest.mark.slow
 def test_compare_accepts_an_algorithm_sweep(sweep, tmp_path, capsys):
     dirs = [str(sweep(name)[0]) for name in ALGORITHMS]
     out_csv = tmp_path / "cmp.csv"
@@ -430,6 +440,7 @@ def _edited_copy(src, dst, config_changes=(), summary_changes=None):
     return str(dst)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("config_changes", "summary_changes", "message"),
     [
@@ -455,6 +466,7 @@ def test_compare_refuses_unfair_comparisons(
     assert re.search(message, err), err
 
 
+@pytest.mark.slow
 def test_compare_refuses_an_unfinished_run(sweep, tmp_path, capsys):
     assert main(["compare", str(sweep("fedcl")[0]), str(tmp_path)]) == 2
     assert "not a finished run" in capsys.readouterr().err

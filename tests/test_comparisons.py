@@ -68,6 +68,7 @@ def _norm_and_other_weights(alg, client):
     return [w[i] for i in sorted(idx)], [w[i] for i in range(len(w)) if i not in idx]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["average", "local"])
 def test_fedavg_norm_local_keeps_each_clients_statistics(data, norm):
     alg = build(data, "algorithm.name=fedavg", f"algorithm.fedavg_norm={norm}")
@@ -88,6 +89,7 @@ def test_fedavg_norm_local_keeps_each_clients_statistics(data, norm):
     assert (alg.num_parameters < full.num_parameters) == (norm == "local")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("reset", [False, True])
 def test_reset_optimizer_zeroes_moments_when_the_average_arrives(data, reset):
     alg = build(data, "algorithm.name=fedavg", f"algorithm.reset_optimizer={str(reset).lower()}")
@@ -115,6 +117,7 @@ def _constant_decoder(decoder: keras.Model, logits: np.ndarray) -> None:
     last.set_weights([np.zeros_like(kernel), logits.astype(np.float32)])
 
 
+@pytest.mark.slow
 def test_each_protocol_reads_its_own_decoder(data):
     alg = build(data, "algorithm.name=fedcl")
     alg.run_round(0, np.random.default_rng(0))
@@ -138,6 +141,7 @@ def test_each_protocol_reads_its_own_decoder(data):
     assert max(expected["masked"]) > 0  # the check can fail
 
 
+@pytest.mark.slow
 def test_fedproto_global_protocol_is_the_nearest_prototype(data):
     alg = build(data, "algorithm.name=fedproto")
     alg.run_round(0, np.random.default_rng(0))

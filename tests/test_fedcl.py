@@ -75,6 +75,7 @@ def test_noiseless_link_gives_the_split_learning_update(federation):
     np.testing.assert_allclose(_flat(enc_grads), _flat(ref), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_downlink_noise_reaches_the_encoder_update(federation):
     """A real downlink at high SNR is close to ideal; at -10 dB the update is corrupted."""
     cfg, clients, alg = federation
@@ -127,6 +128,7 @@ def test_weighted_average_by_hand():
     np.testing.assert_allclose(out[1], [[3.0]])
 
 
+@pytest.mark.slow
 def test_round_averages_decoders_with_dk_over_d(federation):
     _cfg, clients, alg = federation
     stats = alg.run_round(0, np.random.default_rng(0))
@@ -154,6 +156,7 @@ def test_scg_loss_falls_on_fixed_centroids(federation):
     assert last < 0.8 * first
 
 
+@pytest.mark.slow
 def test_nan_stops_with_round_and_client(federation):
     _cfg, clients, alg = federation
     saved = clients[1].x_train.copy()
@@ -175,6 +178,7 @@ def full_run(tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow
 def test_tiny_run_learns_and_writes_results(full_run):
     out, summary = full_run
     lines = (out / "metrics.jsonl").read_text().splitlines()
@@ -219,12 +223,14 @@ def _strip_times(path: Path):
     return recs
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_metrics(full_run, tmp_path):
     out, _ = full_run
     run_training(tiny_config("training.rounds=4"), tmp_path / "again")
     assert _strip_times(tmp_path / "again" / "metrics.jsonl") == _strip_times(out / "metrics.jsonl")
 
 
+@pytest.mark.slow
 def test_kill_and_resume_matches_uninterrupted_run(full_run, tmp_path):
     out, _ = full_run
     run_dir = tmp_path / "killed"
@@ -263,6 +269,7 @@ def test_kill_and_resume_matches_uninterrupted_run(full_run, tmp_path):
     assert _strip_times(run_dir / "metrics.jsonl") == _strip_times(out / "metrics.jsonl")
 
 
+@pytest.mark.slow
 def test_run_dir_with_other_config_is_refused(full_run):
     out, _ = full_run
     with pytest.raises(RunDirError, match=r"model\.encoder_width"):
@@ -281,6 +288,7 @@ def test_scg_nan_is_not_applied_and_stops_the_run(federation):
         np.testing.assert_array_equal(b, a)
 
 
+@pytest.mark.slow
 def test_evaluation_schedule_does_not_change_training(full_run, tmp_path):
     """Evaluation draws its channel from its own stream, so evaluating less often
     (or at other SNRs) leaves the training trajectory bit for bit the same."""
@@ -322,6 +330,7 @@ def _local_updates(alg) -> list[tuple[np.ndarray, np.ndarray]]:
     ]
 
 
+@pytest.mark.slow
 def test_each_client_gets_its_own_uplink_and_downlink_snr(tmp_path):
     """Client 0: clean uplink, -10 dB downlink; client 1: the reverse; client 2: clean.
 
@@ -359,6 +368,7 @@ def test_each_client_gets_its_own_uplink_and_downlink_snr(tmp_path):
     assert dec2 > 0.999 and enc2 > 0.999, cos
 
 
+@pytest.mark.slow
 def test_encoders_learn_only_from_what_crosses_the_downlink():
     """A downlink that delivers zeros leaves every encoder as it was; the decoder learns."""
     from tiny_setting import ideal_federation
@@ -378,6 +388,7 @@ def test_encoders_learn_only_from_what_crosses_the_downlink():
 # ---------------------------------------------------------------- the NaN guard, end to end
 
 
+@pytest.mark.slow
 def test_cli_names_round_and_client_and_the_diverged_state_reloads(tmp_path, monkeypatch, capsys):
     import re
 

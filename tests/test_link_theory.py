@@ -88,6 +88,7 @@ def _figure_content(fig):
     return out
 
 
+@pytest.mark.slow
 def test_link_cli_writes_theory_and_interval_columns_and_draws_them(tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 

@@ -159,6 +159,7 @@ def test_mway_invariants_hold_for_any_feasible_request(k, m, q, spread, seed):
     check_invariants(p, cfg)
 
 
+@pytest.mark.slow
 def test_summary_table_and_cli_json(tmp_path, capsys):
     cfg = PartitionConfig(num_clients=3, ways=2, shots=10, test_shots=4)
     p = make_partition(Y_TRAIN, Y_TEST, C, cfg)

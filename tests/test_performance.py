@@ -32,6 +32,7 @@ def _variables_alive() -> int:
     return sum(isinstance(o, tf.Variable) for o in gc.get_objects())
 
 
+@pytest.mark.slow
 def test_steps_compiled_once_per_architecture_and_never_retraced():
     from semfed.bench import _federation, _timed_round
 
@@ -86,6 +87,7 @@ def test_linear_fit_by_hand():
     assert (a, b, r2) == pytest.approx((-1 / 6, 1.5, 27 / 28))
 
 
+@pytest.mark.slow
 def test_bench_reports_every_component_and_reference():
     cfg = load_config(None, [*TINY_SETTING, "model.encoders=homogeneous"])
     lines = []

@@ -153,6 +153,7 @@ def test_awgn_biased_mmse_nmse_matches_theory(awgn_links):
     np.testing.assert_allclose(out.nmse.numpy(), n0 / (1.0 + n0), rtol=0.05)
 
 
+@pytest.mark.slow
 def test_qpsk_ber_in_awgn_matches_q_function(awgn_links):
     snr = [0.0, 4.0, 8.0]
     out = awgn_links["mmse"].transmit_qpsk(3, 4000, snr)
@@ -161,6 +162,7 @@ def test_qpsk_ber_in_awgn_matches_q_function(awgn_links):
     np.testing.assert_allclose(user_ber(out), theory, rtol=0.10)
 
 
+@pytest.mark.slow
 def test_rayleigh_block_fading_ber_and_mmse_nmse_match_theory(rayleigh_small_link):
     link = rayleigh_small_link
     # 10000 slots (independent fades) per user.
@@ -188,6 +190,7 @@ def test_ls_csi_is_worse_than_perfect_and_the_gap_shrinks(awgn_links):
     assert gap[0] > gap[1] > gap[2] > 0
 
 
+@pytest.mark.slow
 def test_short_cyclic_prefix_causes_isi_in_the_time_domain():
     # TDL-C at 1000 ns: paths up to 8.65 us, i.e. 13 samples at 1.44 MHz; with
     # Sionna's lags -6..19 the channel spans 26 samples.
@@ -234,6 +237,7 @@ def _gradient(link: Link, num_users: int = 2, num_samples: int = 20) -> np.ndarr
     return tape.gradient(loss, f).numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("equalizer", ["mmse", "lmmse", "zf"])
 def test_gradients_flow_through_rayleigh_ls_link(rayleigh_ls_links, equalizer):
     grad = _gradient(rayleigh_ls_links[equalizer])
@@ -241,6 +245,7 @@ def test_gradients_flow_through_rayleigh_ls_link(rayleigh_ls_links, equalizer):
     assert np.count_nonzero(grad) > 0.9 * grad.size
 
 
+@pytest.mark.slow
 def test_gradients_flow_through_tdl_link():
     link = Link(LinkConfig(channel="tdl-b", csi="ls", max_speed_kmh=30.0), 16)
     grad = _gradient(link)
@@ -395,6 +400,7 @@ def test_perfect_csi_mmse_nmse_at_10_db_against_rayleigh(eager, monkeypatch, cha
 # ------------------------------------------------------------ study and CLI
 
 
+@pytest.mark.slow
 def test_link_cli_writes_csv_and_plot(tmp_path):
     from phy.study import COLUMNS
     from semfed.cli import main

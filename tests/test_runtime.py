@@ -58,6 +58,7 @@ def semfed_process(*argv: str, env: dict[str, str] | None = None) -> subprocess.
     )
 
 
+@pytest.mark.slow
 def test_train_prints_no_tensorflow_log_lines_and_ends_the_bar_once(tmp_path):
     config = tmp_path / "tiny.toml"
     config.write_text(TINY_RUN)

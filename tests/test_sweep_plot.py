@@ -114,6 +114,7 @@ def test_sweep_rejects_bad_grid_with_one_line(tiny_toml, tmp_path, capsys):
 # ---------------------------------------------------------------- sweep, tiny training
 
 
+@pytest.mark.slow
 def test_sweep_failure_recorded_and_rerun_skips_and_resumes(tiny_toml, tmp_path, capsys):
     out = tmp_path / "sweep"
     cmd = [
@@ -181,6 +182,7 @@ def test_sweep_backend_options_rejected_with_one_line(tiny_toml, tmp_path, capsy
     assert not (tmp_path / "sweep").exists()  # rejected before anything is written
 
 
+@pytest.mark.slow
 def test_sweep_ray_backend_local_cluster(tiny_toml, tmp_path, capsys, monkeypatch):
     import os
 
@@ -218,6 +220,7 @@ def test_sweep_ray_backend_local_cluster(tiny_toml, tmp_path, capsys, monkeypatc
     assert capsys.readouterr().out.count("skipped-done link.uplink_snr_db=") == 2
 
 
+@pytest.mark.slow
 def test_sweep_killed_part_way_then_rerun_does_not_redo_finished_runs(tiny_toml, tmp_path):
     import os
     import signal
@@ -282,6 +285,7 @@ name = "cost_"
 """
 
 
+@pytest.mark.slow
 def test_experiment_file_runs_its_sweep_and_plots(tiny_toml, tmp_path, capsys):
     spec = tmp_path / "exp.toml"
     spec.write_text(EXPERIMENT_TOML)
