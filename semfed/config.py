@@ -209,7 +209,14 @@ class AlgorithmConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Rounds, local work and optimizers (paper: 200 rounds, Adam at 0.001)."""
+    """Rounds, local work, optimizers (paper: 200 rounds, Adam at 0.001) and precision.
+
+    ``precision``: ``"float32"``, or ``"bfloat16"`` for Keras's mixed_bfloat16
+    policy in the encoders, decoders and SCG (bfloat16 compute, float32 weights
+    and optimizer state); their outputs (features, logits, centroids), the
+    losses and the radio link stay float32. Fast on CPUs with AVX-512 BF16 or
+    AMX and on recent GPUs; slow where the hardware lacks bfloat16.
+    """
 
     rounds: int = 200
     batch_size: int = 32
@@ -221,6 +228,7 @@ class TrainingConfig:
     server_lr: float = 0.001
     seed: int = 0
     checkpoint_every: int = 10
+    precision: Literal["float32", "bfloat16"] = "float32"
 
     def __post_init__(self) -> None:
         _require(self.rounds >= 1, "rounds", self.rounds, ">= 1")
