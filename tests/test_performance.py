@@ -139,3 +139,35 @@ def test_compiled_link_compiles_once_per_direction_and_shape():
         algorithm.run_round(t, rng)
         _evaluate(evaluator, snrs, cfg, t)
     assert compilations() == (2, 1)
+
+
+@pytest.mark.parametrize("name", ["fedcl", "fedavg"])
+def test_bfloat16_computes_inside_and_keeps_float32_at_the_boundaries(name):
+    """mixed_bfloat16: hidden layers compute in bfloat16 on float32 weights; features,
+    logits and centroids (all that crosses the link, every loss) stay float32."""
+    from tests.tiny_setting import ideal_federation
+
+    cfg = load_config(
+        None,
+        [
+            *TINY_SETTING,
+            "model.encoders=homogeneous",
+            "training.precision=bfloat16",
+            f"algorithm.name={name}",
+            "training.local_iterations=2",
+        ],
+    )
+    alg = ideal_federation(cfg)
+    client = alg.clients[0]
+    for model in (client.encoder, client.decoder, *[ws.encoder for ws in alg.workspaces]):
+        hidden = {layer.compute_dtype for layer in model.layers[1:-1]}
+        assert hidden == {"bfloat16"}, model.name
+        assert model.layers[-1].compute_dtype == "float32"
+        assert {v.dtype for v in model.weights} == {"float32"}
+    x = tf.constant(client.x_train[:4])
+    assert client.encoder(x).dtype == tf.float32
+    stats = alg.run_round(0, np.random.default_rng(0))
+    assert np.isfinite(stats.train_loss)
+    if name == "fedcl":
+        assert alg.global_centroids().dtype == tf.float32
+    assert load_config(None).training.precision == "float32"  # the default
