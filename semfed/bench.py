@@ -94,6 +94,17 @@ class BenchResult:
     ideal_train_s: float | None  # local training per round with an ideal link
     peak_rss_mib: float
     rss_by_round: dict[int, float] = field(default_factory=dict)
+    device: str = ""
+
+    @property
+    def precision(self) -> str:
+        return self.config.training.precision
+
+    @property
+    def evaluation_share(self) -> float:
+        """Evaluation's cost per training round at ``evaluation.every``, over that round."""
+        per_round = self.mean("evaluation") / self.config.evaluation.every
+        return per_round / (self.round_s + per_round)
 
     def mean(self, name: str) -> float:
         return float(np.mean([getattr(r, name) for r in self.rounds]))
@@ -104,6 +115,12 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "device": self.device,
+            "precision": self.precision,
+            "link_jit_compile": self.config.link.jit_compile,
+            "evaluation_every": self.config.evaluation.every,
+            "evaluation_share": self.evaluation_share,
+            "images_per_s": self.mean("images") / self.round_s,
             "num_clients": self.num_clients,
             "architectures": self.architectures,
             "warmup_s": self.warmup_s,
@@ -280,6 +297,7 @@ def run_bench(
     ``rss_rounds``: also run up to the largest of these rounds (untimed beyond
     ``rounds``) and record the current RSS after each listed round.
     """
+    from semfed.runtime import device_summary
     from semfed.train import _evaluation_snrs
 
     algorithm, num_classes = _federation(config, ideal=False)
@@ -289,7 +307,8 @@ def run_bench(
     k = len(algorithm.clients)
     log(
         f"bench: K = {k} clients, {len(algorithm.workspaces)} encoder architecture(s), "
-        f"{config.algorithm.name}, {config.link.channel}/{config.link.csi}"
+        f"{config.algorithm.name}, {config.link.channel}/{config.link.csi}, "
+        f"precision {config.training.precision}, link XLA {config.link.jit_compile}"
     )
     # Warm-up: the first round traces and compiles. Building and compiling a
     # second federation (the ideal-link reference) makes the next round of the
@@ -363,6 +382,7 @@ def run_bench(
         # the reference federation (when built) would inflate the peak: take it before
         peak_rss_mib=peak if ideal is not None else peak_rss_mib(),
         rss_by_round=rss,
+        device=device_summary(),
     )
 
 
@@ -382,6 +402,8 @@ def _steps_per_round(config: RunConfig, algorithm) -> dict[int, int]:
 def format_result(res: BenchResult) -> str:
     train = res.mean("train")
     lines = [
+        f"device: {res.device}; precision: {res.precision} (the floor at the same precision); "
+        f"link compiled with XLA: {'yes' if res.config.link.jit_compile else 'no'}",
         f"K = {res.num_clients}, {res.architectures} architecture(s); per round, mean of "
         f"{len(res.rounds)} rounds after {WARMUP_ROUNDS} warm-up rounds ({res.warmup_s:.1f} s):",
         f"  {'local training (all clients)':<34} {train:8.3f} s",
@@ -400,6 +422,9 @@ def format_result(res: BenchResult) -> str:
         f"  {'aggregation':<34} {res.mean('aggregation'):8.3f} s",
         f"  {'training round (sum of the above)':<34} {res.round_s:8.3f} s",
         f"  {'evaluation (reported apart)':<34} {res.mean('evaluation'):8.3f} s",
+        f"  {'  per round at every = ' + str(res.config.evaluation.every):<34} "
+        f"{res.mean('evaluation') / res.config.evaluation.every:8.3f} s "
+        f"({100 * res.evaluation_share:.1f} % of a round with its evaluation)",
         f"  {'images per second (training)':<34} {res.mean('images') / res.round_s:8.0f}",
         f"  {'compute floor (plain Keras steps)':<34} {res.floor_s:8.3f} s",
     ]
@@ -418,6 +443,24 @@ def format_result(res: BenchResult) -> str:
     return "\n".join(lines)
 
 
+def format_precision_comparison(f32: BenchResult, bf16: BenchResult) -> str:
+    """float32 against bfloat16, measured in turn in one process."""
+    rows = [
+        ("training round, float32", f32.round_s),
+        ("training round, bfloat16", bf16.round_s),
+        ("compute floor, float32", f32.floor_s),
+        ("compute floor, bfloat16", bf16.floor_s),
+    ]
+    lines = ["precision comparison (one process, in turn):"]
+    lines += [f"  {name:<34} {value:8.3f} s" for name, value in rows]
+    lines += [
+        f"  {'bfloat16 round / float32 round':<34} {bf16.round_s / f32.round_s:8.3f}",
+        f"  {'bfloat16 round / float32 floor':<34} {bf16.round_s / f32.floor_s:8.3f}",
+        f"  {'bfloat16 floor / float32 floor':<34} {bf16.floor_s / f32.floor_s:8.3f}",
+    ]
+    return "\n".join(lines)
+
+
 def linear_fit(ks: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
     """Least squares y = a + b k -> (a, b, R^2)."""
     k, y = np.asarray(ks, float), np.asarray(ys, float)
@@ -428,4 +471,10 @@ def linear_fit(ks: Sequence[float], ys: Sequence[float]) -> tuple[float, float, 
     return float(a), float(b), float(r2)
 
 
-__all__ = ["BenchResult", "format_result", "linear_fit", "run_bench"]
+__all__ = [
+    "BenchResult",
+    "format_precision_comparison",
+    "format_result",
+    "linear_fit",
+    "run_bench",
+]

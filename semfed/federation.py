@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from semfed.config import RunConfig
-from semfed.models import build_decoder, build_encoder, encoder_specs
+from semfed.models import build_decoder, build_encoder, dtype_policy, encoder_specs
 from semfed.partition import Partition
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ def build_clients(config: RunConfig, data: ImageDataset, partition: Partition) -
     """One Client per partition entry, with its encoder variant and optimizers."""
     shape = tuple(int(s) for s in data.x_train.shape[1:])
     specs = encoder_specs(config.model, partition.num_clients)
+    policy = dtype_policy(config.training.precision)
     clients = []
     for split, spec in zip(partition.clients, specs, strict=True):
         encoder = build_encoder(
@@ -87,9 +88,10 @@ def build_clients(config: RunConfig, data: ImageDataset, partition: Partition) -
             config.model.feature_dim,
             f"encoder_{split.id}",
             bn_momentum=config.model.bn_momentum,
+            policy=policy,
         )
         decoder = build_decoder(
-            config.model.feature_dim, config.model.decoder_hidden, data.num_classes
+            config.model.feature_dim, config.model.decoder_hidden, data.num_classes, policy
         )
         enc_opt = make_optimizer(config.training.client_optimizer, config.training.client_lr)
         dec_opt = make_optimizer(config.training.server_optimizer, config.training.server_lr)

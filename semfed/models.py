@@ -7,6 +7,11 @@
 * Semantic decoder beta(f_hat; phi) (eq. 3): a fully connected classifier.
 * Semantic centroid generator sigma(z; varphi): two dense layers with a ReLU
   between, fed with one fixed random vector z_c per class.
+
+``policy`` (``training.precision``): ``"float32"``, or ``"mixed_bfloat16"`` for
+bfloat16 compute with float32 weights. The output layer of every network stays
+float32 whatever the policy, so features, logits and centroids (and all that
+crosses the radio link, and every loss) are float32.
 """
 
 from __future__ import annotations
@@ -53,41 +58,55 @@ def build_encoder(
     feature_dim: int,
     name: str,
     bn_momentum: float = 0.9,
+    policy: str = "float32",
 ) -> keras.Model:
     """Images uint8-scaled floats [B, H, W, C] in [-1, 1] -> features float32 [B, d].
 
-    ``bn_momentum``: the batch-norm moving-average momentum (``model.bn_momentum``).
+    ``bn_momentum``: the batch-norm moving-average momentum (``model.bn_momentum``);
+    ``policy``: the Keras dtype policy of the hidden layers.
     """
     x_in = keras.Input(shape=input_shape)
     x = x_in
     for i, f in enumerate(spec.filters):
-        x = keras.layers.Conv2D(f, spec.kernel_size, strides=2, padding="same", use_bias=(i == 0))(
-            x
-        )
+        x = keras.layers.Conv2D(
+            f, spec.kernel_size, strides=2, padding="same", use_bias=(i == 0), dtype=policy
+        )(x)
         if i > 0:
-            x = keras.layers.BatchNormalization(momentum=bn_momentum)(x)
-        x = keras.layers.LeakyReLU(negative_slope=0.2)(x)
-    x = keras.layers.Flatten()(x)
-    out = keras.layers.Dense(feature_dim)(x)
+            x = keras.layers.BatchNormalization(momentum=bn_momentum, dtype=policy)(x)
+        x = keras.layers.LeakyReLU(negative_slope=0.2, dtype=policy)(x)
+    x = keras.layers.Flatten(dtype=policy)(x)
+    out = keras.layers.Dense(feature_dim, dtype="float32")(x)
     return keras.Model(x_in, out, name=name)
 
 
-def build_decoder(feature_dim: int, hidden: tuple[int, ...], num_classes: int) -> keras.Model:
+def build_decoder(
+    feature_dim: int, hidden: tuple[int, ...], num_classes: int, policy: str = "float32"
+) -> keras.Model:
     """Received features float32 [B, d] -> class logits float32 [B, C]."""
     f_in = keras.Input(shape=(feature_dim,))
     x = f_in
     for h in hidden:
-        x = keras.layers.Dense(h, activation="relu")(x)
-    out = keras.layers.Dense(num_classes)(x)
+        x = keras.layers.Dense(h, activation="relu", dtype=policy)(x)
+    out = keras.layers.Dense(num_classes, dtype="float32")(x)
     return keras.Model(f_in, out, name="decoder")
 
 
-def build_scg(input_dim: int, hidden: int, feature_dim: int) -> keras.Model:
+def build_scg(
+    input_dim: int, hidden: int, feature_dim: int, policy: str = "float32"
+) -> keras.Model:
     """SCG inputs z float32 [C, input_dim] -> global centroids F float32 [C, d]."""
     z_in = keras.Input(shape=(input_dim,))
-    x = keras.layers.Dense(hidden, activation="relu")(z_in)
-    out = keras.layers.Dense(feature_dim)(x)
+    x = keras.layers.Dense(hidden, activation="relu", dtype=policy)(z_in)
+    out = keras.layers.Dense(feature_dim, dtype="float32")(x)
     return keras.Model(z_in, out, name="scg")
+
+
+POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+
+
+def dtype_policy(precision: str) -> str:
+    """The Keras dtype policy of ``training.precision``."""
+    return POLICIES[precision]
 
 
 def normalization_weight_indices(model: keras.Model) -> list[int]:

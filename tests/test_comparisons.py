@@ -85,7 +85,7 @@ def test_fedavg_norm_local_keeps_each_clients_statistics(data, norm):
     # Average: everybody holds the averaged statistics; local: each its own.
     assert same_norm == (norm == "average")
     # Local normalization layers are not sent: fewer parameter bits.
-    full = build(data, "algorithm.name=fedavg")
+    full = build(data, "algorithm.name=fedavg", "algorithm.fedavg_norm=average")
     assert (alg.num_parameters < full.num_parameters) == (norm == "local")
 
 

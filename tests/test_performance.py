@@ -108,3 +108,68 @@ def test_bench_reports_every_component_and_reference():
     for label in ("client encoders", "uplink", "decoders", "downlink", "SCG", "aggregation"):
         assert label in text
     assert "compute floor" in text and "ideal link" in text and "peak RSS" in text
+    assert "device: CPU" in text or "device: GPU" in text
+    assert "precision: float32" in text and "per round at every = 1" in text
+
+
+def test_compiled_link_compiles_once_per_direction_and_shape():
+    """With link.jit_compile (the default), every link call of a run has one of a few
+    fixed shapes: one XLA compilation per direction and shape, none after round 0."""
+    from semfed.bench import _federation
+    from semfed.train import _evaluate, _evaluation_snrs
+
+    cfg = load_config(None, [*TINY_SETTING, "model.encoders=homogeneous", "link.jit_compile=true"])
+    assert load_config(None).link.jit_compile  # the default
+    algorithm, _ = _federation(cfg, ideal=False)
+    evaluator = algorithm.make_evaluator(cfg.evaluation.batch_size)
+    snrs = _evaluation_snrs(cfg)
+    uplink, downlink = algorithm.radio._uplink, algorithm.radio._downlink
+    assert uplink._features_fn._jit_compile and downlink._features_fn._jit_compile
+    rng = np.random.default_rng(0)
+
+    def compilations() -> tuple[int, int]:
+        return tuple(
+            link._features_fn.experimental_get_tracing_count() for link in (uplink, downlink)
+        )
+
+    algorithm.run_round(0, rng)
+    _evaluate(evaluator, snrs, cfg, 0)
+    # uplink: the training batch [1, 16, 64] and the evaluation batch [1, 60, 64];
+    # downlink: the training batch only.
+    assert compilations() == (2, 1)
+    for t in (1, 2):
+        algorithm.run_round(t, rng)
+        _evaluate(evaluator, snrs, cfg, t)
+    assert compilations() == (2, 1)
+
+
+@pytest.mark.parametrize("name", ["fedcl", "fedavg"])
+def test_bfloat16_computes_inside_and_keeps_float32_at_the_boundaries(name):
+    """mixed_bfloat16: hidden layers compute in bfloat16 on float32 weights; features,
+    logits and centroids (all that crosses the link, every loss) stay float32."""
+    from tests.tiny_setting import ideal_federation
+
+    cfg = load_config(
+        None,
+        [
+            *TINY_SETTING,
+            "model.encoders=homogeneous",
+            "training.precision=bfloat16",
+            f"algorithm.name={name}",
+            "training.local_iterations=2",
+        ],
+    )
+    alg = ideal_federation(cfg)
+    client = alg.clients[0]
+    for model in (client.encoder, client.decoder, *[ws.encoder for ws in alg.workspaces]):
+        hidden = {layer.compute_dtype for layer in model.layers[1:-1]}
+        assert hidden == {"bfloat16"}, model.name
+        assert model.layers[-1].compute_dtype == "float32"
+        assert {v.dtype for v in model.weights} == {"float32"}
+    x = tf.constant(client.x_train[:4])
+    assert client.encoder(x).dtype == tf.float32
+    stats = alg.run_round(0, np.random.default_rng(0))
+    assert np.isfinite(stats.train_loss)
+    if name == "fedcl":
+        assert alg.global_centroids().dtype == tf.float32
+    assert load_config(None).training.precision == "float32"  # the default

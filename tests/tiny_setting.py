@@ -23,6 +23,9 @@ TINY_SETTING = [
     "link.downlink_snr_db=20.0",
     "output.progress=false",
     "output.tensorboard=false",
+    # Tests build many short-lived links: XLA's compilation (per link and shape)
+    # would cost more than it saves. test_performance checks the compiled link.
+    "link.jit_compile=false",
 ]
 
 

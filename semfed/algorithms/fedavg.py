@@ -40,7 +40,7 @@ from semfed.algorithms.base import (
 )
 from semfed.config import ConfigError, RunConfig
 from semfed.federation import Client
-from semfed.models import build_decoder, normalization_weight_indices
+from semfed.models import build_decoder, dtype_policy, normalization_weight_indices
 from semfed.radio import RadioLinks
 
 
@@ -66,7 +66,12 @@ class FedAvg(Algorithm):
                 f"model.encoders = {config.model.encoders!r} is not allowed with "
                 f"algorithm.name = {config.algorithm.name!r}: FedAvg needs identical encoders"
             )
-        self.decoder = build_decoder(self.feature_dim, config.model.decoder_hidden, num_classes)
+        self.decoder = build_decoder(
+            self.feature_dim,
+            config.model.decoder_hidden,
+            num_classes,
+            dtype_policy(config.training.precision),
+        )
         # Positions (in encoder.weights) that stay with each client under FedBN.
         self.local_indices: set[int] = set()
         if config.algorithm.fedavg_norm == "local":

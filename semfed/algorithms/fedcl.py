@@ -46,7 +46,7 @@ from semfed.losses import (
     scg_loss_infonce,
     scg_loss_printed,
 )
-from semfed.models import build_decoder, build_scg, scg_inputs
+from semfed.models import build_decoder, build_scg, dtype_policy, scg_inputs
 from semfed.radio import RadioLinks
 from semfed.streams import generator
 from semfed.workspace import Workspace
@@ -121,11 +121,12 @@ class FedCL(Algorithm):
         self.centroid_source = CENTROID_SOURCES[name]
         self.lam = 0.0 if self.centroid_source == "none" else config.algorithm.lam
         d = self.feature_dim
-        self.decoder = build_decoder(d, config.model.decoder_hidden, num_classes)
+        policy = dtype_policy(config.training.precision)
+        self.decoder = build_decoder(d, config.model.decoder_hidden, num_classes, policy)
         self.scg = None
         self.mean_centroids = None
         if self.centroid_source == "scg":
-            self.scg = build_scg(config.model.scg_input_dim, config.model.scg_hidden, d)
+            self.scg = build_scg(config.model.scg_input_dim, config.model.scg_hidden, d, policy)
             self.z = tf.constant(
                 scg_inputs(
                     num_classes,

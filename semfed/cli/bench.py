@@ -38,6 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="record the RSS after these rounds (e.g. 5,50: the leak check)",
     )
     p.add_argument("--no-ideal", action="store_true", help="skip the ideal-link reference")
+    p.add_argument(
+        "--compare-precision",
+        action="store_true",
+        help="bench training.precision = float32 and then bfloat16 in this process and print "
+        "the ratios (bfloat16 round against the float32 floor)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.set_defaults(func=run)
 
@@ -59,23 +65,35 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--rounds {args.rounds}: expected >= 1")
     rss_rounds = _ints(args.rss_rounds, "--rss-rounds")
     if args.clients:
+        if args.compare_precision:
+            raise UserError("--compare-precision and --clients exclude each other")
         return _sweep_clients(args, _ints(args.clients, "--clients"))
-    from semfed.bench import format_result, run_bench
+    from semfed.bench import format_precision_comparison, format_result, run_bench
     from semfed.config import load_config
     from semfed.runtime import announce_device
 
     config = load_config(args.config, args.overrides)
     announce_device(config.link.jit_compile)
-    res = run_bench(
-        config,
-        args.rounds,
-        ideal_reference=not args.no_ideal,
-        rss_rounds=rss_rounds,
-        log=lambda line: print(line, flush=True),
-    )
-    print(format_result(res), flush=True)
+    precisions = ["float32", "bfloat16"] if args.compare_precision else [None]
+    results = []
+    for precision in precisions:
+        cfg = config
+        if precision is not None:
+            cfg = load_config(args.config, [*args.overrides, f"training.precision={precision}"])
+        res = run_bench(
+            cfg,
+            args.rounds,
+            ideal_reference=not args.no_ideal,
+            rss_rounds=rss_rounds,
+            log=lambda line: print(line, flush=True),
+        )
+        print(format_result(res), flush=True)
+        results.append(res)
+    if args.compare_precision:
+        print(format_precision_comparison(*results), flush=True)
     if args.json:
-        Path(args.json).write_text(json.dumps(res.to_dict(), indent=2))
+        data = [r.to_dict() for r in results]
+        Path(args.json).write_text(json.dumps(data if len(data) > 1 else data[0], indent=2))
     return 0
 
 
@@ -99,6 +117,12 @@ def _sweep_clients(args: argparse.Namespace, ks: list[int]) -> int:
             if subprocess.run(cmd, check=False).returncode != 0:
                 raise UserError(f"the bench for K = {k} failed (its output is above)")
             rows.append(json.loads(out.read_text()))
+    first = rows[0]
+    print(
+        f"\ndevice: {first['device']}; precision: {first['precision']}; link XLA: "
+        f"{'yes' if first['link_jit_compile'] else 'no'}; evaluation every "
+        f"{first['evaluation_every']} rounds"
+    )
     print(
         "\n| K | training round (s) | / floor | link share | evaluation (s) | images/s "
         "| peak RSS (MiB) |"
