@@ -112,6 +112,7 @@ def test_bench_reports_every_component_and_reference():
     assert "precision: float32" in text and "per round at every = 1" in text
 
 
+@pytest.mark.slow
 def test_compiled_link_compiles_once_per_direction_and_shape():
     """With link.jit_compile (the default), every link call of a run has one of a few
     fixed shapes: one XLA compilation per direction and shape, none after round 0."""
