@@ -101,7 +101,7 @@ class LinkConfig:
     # XLA-compile the link: 2-4x faster calls on CPU for a few seconds of
     # compilation per direction and input shape (every call of a run has one of a
     # few fixed shapes: full training batches, padded evaluation batches), once
-    # per process. Measured in the README ("Performance").
+    # per process. Measured in docs/performance.md.
     jit_compile: bool = True
 
     def __post_init__(self) -> None:

@@ -138,7 +138,7 @@ class ModelConfig:
     # Batch-norm moving-average momentum of the encoders. Keras's 0.99 averages
     # over ~100 steps, but a client takes ~16 local steps a round while its weights
     # move: the inference statistics lag the weights and every scheme's test
-    # accuracy dips for 10-20 rounds (README, "Batch normalization").
+    # accuracy dips for 10-20 rounds (docs/algorithms.md, "Batch normalization").
     bn_momentum: float = 0.9
 
     def __post_init__(self) -> None:
@@ -189,7 +189,7 @@ class AlgorithmConfig:
 
     name: Literal["fedcl", "fedavg", "fedproto", "fedcl-nocentroid", "fedcl-meancentroid"] = "fedcl"
     lam: float = 1.0
-    # FedBN measured stronger at the paper's setting (README, "Tuning FedAvg").
+    # FedBN measured stronger at the paper's setting (docs/algorithms.md, "Tuning FedAvg").
     fedavg_norm: Literal["average", "local"] = "local"
     reset_optimizer: bool = False
     reg_reduction: Literal["mean", "sum"] = "mean"
@@ -250,7 +250,7 @@ class EvaluationConfig:
 
     ``snr_db`` unset: the link's uplink SNR. A list evaluates at each SNR.
 
-    Every evaluation records three protocols (README, "Evaluation protocols"):
+    Every evaluation records three protocols (docs/experiments.md, "Scoring"):
     ``global`` (the shared model: FedCL's aggregated decoder, FedAvg's global
     model, FedProto's nearest global prototype), ``personal`` (the client's own
     decoder) and ``masked`` (``personal`` with the logits restricted to the

@@ -33,7 +33,7 @@ from semfed.streams import generator
 # Keys that may change when a run is resumed (more rounds, other evaluation).
 RESUMABLE_CHANGES = {"training.rounds", "training.checkpoint_every", "evaluation", "output"}
 
-# Per-round communication of every algorithm (see README, "Communication accounting").
+# Per-round communication of every algorithm (docs/algorithms.md, "Communication accounting").
 COMMUNICATION_KEYS = ("uplink_symbols", "downlink_symbols", "param_bits")
 
 

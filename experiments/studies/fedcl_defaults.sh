@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Evidence for FedCL's defaults (README, "FedCL: choices and evidence"):
+# Evidence for FedCL's defaults (docs/algorithms.md, "FedCL: choices and evidence"):
 #  1. the SCG loss form: eq. 9 as printed vs InfoNCE (dot product, cosine);
 #  2. lambda (reg_reduction = "mean") in {0, 0.3, 1, 3}, two seeds.
 # CIFAR-10 subset from the smoke config, AWGN on both links. Takes about 25 min
