@@ -68,7 +68,9 @@ def test_train_prints_no_tensorflow_log_lines_and_ends_the_bar_once(tmp_path):
     noise = [line for line in lines if re.match(r"[EWI]0000 ", line) or "cuInit" in line]
     assert not noise, proc.stderr
     assert "absl::InitializeLog" not in proc.stderr
-    assert re.match(r"device: (CPU \(\d+ threads\)|GPU .+); link compiled with XLA: no", lines[0])
+    # the config leaves link.jit_compile at its default (on)
+    device = r"device: (CPU \(\d+ threads\)|GPU .+); link compiled with XLA: yes"
+    assert re.match(device + r" \(link\.jit_compile = true\)", lines[0]), lines[0]
     assert sum("2/2" in line for line in lines) == 1, proc.stderr  # the bar's last line, once
     assert '"final_test_acc"' in proc.stdout
 
