@@ -11,33 +11,10 @@ from pathlib import Path
 
 import pytest
 
-# One round of 2 clients on 8x8 synthetic images: the whole process takes ~10 s,
+from tests.tiny_setting import TINY_TOML
+
+# The tiny synthetic run of tests/tiny_setting.py, two rounds: the process takes ~10 s,
 # most of it TensorFlow's import.
-TINY_RUN = """
-[data]
-name = "synthetic"
-synthetic_image_size = 8
-synthetic_classes = 4
-synthetic_train_per_class = 20
-synthetic_test_per_class = 10
-[partition]
-num_clients = 2
-ways = 2
-shots = 8
-test_shots = 5
-[model]
-encoder_width = 4
-decoder_hidden = [8]
-scg_hidden = 8
-[training]
-batch_size = 8
-rounds = 2
-[link]
-channel = "awgn"
-[output]
-progress = true
-tensorboard = false
-"""
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,8 +38,12 @@ def semfed_process(*argv: str, env: dict[str, str] | None = None) -> subprocess.
 @pytest.mark.slow
 def test_train_prints_no_tensorflow_log_lines_and_ends_the_bar_once(tmp_path):
     config = tmp_path / "tiny.toml"
-    config.write_text(TINY_RUN)
-    proc = semfed_process("train", "--config", str(config), "--out", str(tmp_path / "run"))
+    config.write_text(TINY_TOML)
+    # two rounds with the progress bar on, the link at its default (compiled)
+    overrides = ["--set", "training.rounds=2", "--set", "output.progress=true"]
+    proc = semfed_process(
+        "train", "--config", str(config), *overrides, "--out", str(tmp_path / "run")
+    )
     assert proc.returncode == 0, proc.stderr
     lines = re.split(r"[\r\n]+", proc.stderr)
     noise = [line for line in lines if re.match(r"[EWI]0000 ", line) or "cuInit" in line]

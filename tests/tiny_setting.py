@@ -34,3 +34,34 @@ def ideal_federation(config):
     from semfed.train import build_federation
 
     return build_federation(config, ideal_link=True)[0]
+
+
+# A tiny synthetic config: 2 clients, 8x8 images, one round (about 10 s a run).
+TINY_TOML = """
+[data]
+name = "synthetic"
+synthetic_image_size = 8
+synthetic_classes = 4
+synthetic_train_per_class = 20
+synthetic_test_per_class = 10
+[partition]
+num_clients = 2
+ways = 2
+shots = 8
+test_shots = 5
+[model]
+encoder_width = 4
+decoder_hidden = [8]
+scg_hidden = 8
+[training]
+batch_size = 8
+rounds = 1
+checkpoint_every = 1
+[link]
+channel = "awgn"
+uplink_snr_db = 20.0
+downlink_snr_db = 20.0
+[output]
+progress = false
+tensorboard = false
+"""
