@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 
 from semfed.errors import UserError
+from semfed.sweep import SEED_KEYS  # runs differing only in these are seeds of one setting
 
 KINDS = ("curves", "snr", "vs", "cost", "link", "tsne")
 TSNE_MAX_POINTS = 2000
 # Keys that never define a distinct setting.
 IGNORED_PREFIXES = ("output.",)
-SEED_KEYS = ("training.seed", "partition.seed")  # runs differing only here are seeds
 SNR_KEYS = ("link.uplink_snr_db", "link.downlink_snr_db", "evaluation.snr_db")
 
 

@@ -60,7 +60,7 @@ def test_bn_momentum_reaches_every_encoder_and_workspace(data):
     assert load_config(None).model.bn_momentum == 0.9  # the default is not Keras's 0.99
 
 
-def _norm_and_other_weights(alg, client):
+def _norm_and_other_weights(client):
     from semfed.models import normalization_weight_indices
 
     idx = set(normalization_weight_indices(client.encoder))
@@ -73,7 +73,7 @@ def _norm_and_other_weights(alg, client):
 def test_fedavg_norm_local_keeps_each_clients_statistics(data, norm):
     alg = build(data, "algorithm.name=fedavg", f"algorithm.fedavg_norm={norm}")
     alg.run_round(0, np.random.default_rng(0))
-    parts = [_norm_and_other_weights(alg, c) for c in alg.clients]
+    parts = [_norm_and_other_weights(c) for c in alg.clients]
     norms, others = zip(*parts, strict=True)
     # The shared (non-normalization) weights are the average on every client.
     for other in others[1:]:

@@ -234,7 +234,7 @@ class FedCL(Algorithm):
         passes = []
         for k, client in enumerate(self.clients):
             client.decoder.set_weights(global_weights)
-            if self.config.algorithm.reset_optimizer and round_index > 0:
+            if self.config.algorithm.reset_optimizer:
                 reset_optimizer(client.decoder_optimizer)
             passes.append(
                 self.local_pass(

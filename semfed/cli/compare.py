@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from semfed.errors import UserError
+from semfed.sweep import SEED_KEYS
 
 COLUMNS = (
     ("run", "run"),
@@ -100,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--seed-keys",
-        default="training.seed,partition.seed",
+        default=",".join(SEED_KEYS),
         metavar="KEYS",
         help="with --by: the config keys that tell seeds apart (default: "
         "training.seed,partition.seed)",
@@ -237,7 +238,7 @@ def seed_statistics(
     paired: str | None = None,
     metric: str = "final",
     protocol: str | None = None,
-    seed_keys: tuple[str, ...] = ("training.seed", "partition.seed"),
+    seed_keys: tuple[str, ...] = SEED_KEYS,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Rows of statistics over seeds for ``runs`` (from :func:`semfed.plot.load_runs`).
 
