@@ -70,7 +70,7 @@ def _db(x: Iterable[float]) -> np.ndarray:
         return np.where(x > 0, 10.0 * np.log10(x), np.nan)
 
 
-def link_figure(rows: Iterable[Mapping[str, Any]], title: str = ""):
+def link_figure(rows: Iterable[Mapping[str, Any]], title: str = "", varied: Sequence[str] = ()):
     """Draw the study's rows; returns the matplotlib Figure (the caller saves and closes it).
 
     Input
@@ -83,6 +83,9 @@ def link_figure(rows: Iterable[Mapping[str, Any]], title: str = ""):
         ``source`` (a prefix of the curve's name).
     title : str
         The figure's suptitle.
+    varied : sequence of str
+        Further columns that tell curves apart (keys a list ``--set`` varied);
+        each curve's name ends with ``key=value`` for them.
 
     Output
     ------
@@ -93,17 +96,20 @@ def link_figure(rows: Iterable[Mapping[str, Any]], title: str = ""):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves: dict[tuple[str, str, str, str], list[Mapping[str, Any]]] = {}
+    curves: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for r in rows:
-        key = (str(r.get("source") or ""), r["channel"], r["csi"], r["equalizer"])
+        extra = ", ".join(f"{k}={r.get(k)}" for k in varied)
+        key = (str(r.get("source") or ""), r["channel"], r["csi"], r["equalizer"], extra)
         curves.setdefault(key, []).append(r)
     fig, (ax_nmse, ax_ber) = plt.subplots(1, 2, figsize=(12, 4.8))
     lowest_ber = math.inf
     open_below: list[tuple[float, float, str]] = []  # NMSE intervals reaching 0
-    for index, ((source, channel, csi, equalizer), points) in enumerate(sorted(curves.items())):
+    # In the rows' order (the study's loops), so a varied number keeps its order.
+    for index, ((source, channel, csi, equalizer, extra), points) in enumerate(curves.items()):
         points = sorted(points, key=lambda p: _number(p["snr_db"]))
         color = f"C{index % 10}"
-        name = ": ".join([*([source] if source else []), f"{channel}, {csi} CSI, {equalizer}"])
+        name = f"{channel}, {csi} CSI, {equalizer}" + (f", {extra}" if extra else "")
+        name = ": ".join([*([source] if source else []), name])
         snr = np.array([_number(p["snr_db"]) for p in points])
         nmse_theory, ber_theory, grid = _theory_curves(channel, csi, equalizer, points)
 

@@ -105,6 +105,7 @@ def run_study(
     num_samples: int,
     feature_dim: int = 64,
     progress: Callable[[Iterable], Iterable] | None = None,
+    varied: Sequence[dict[str, object]] | None = None,
 ) -> list[dict[str, object]]:
     """Measure every config at every SNR (one user, uplink).
 
@@ -117,15 +118,22 @@ def run_study(
     feature_dim : int
     progress : callable wrapping an iterable (e.g. ``tqdm``), optional
         Receives the iterable of (config, SNR) points.
+    varied : sequence of dict, optional
+        One per config: the values of the keys a list ``--set`` varies
+        (``{"subcarrier_spacing_khz": 30.0}``), copied into its rows.
 
     Output
     ------
-    : list of dict with the keys of :data:`COLUMNS`
+    : list of dict with the keys of :data:`COLUMNS` (and of ``varied``)
     """
-    points = [(config, snr) for config in configs for snr in snrs_db]
+    labels = list(varied) if varied is not None else [{} for _ in configs]
+    if len(labels) != len(configs):
+        raise ValueError(f"varied: {len(labels)} entries for {len(configs)} configs")
+    points = [(i, snr) for i in range(len(configs)) for snr in snrs_db]
     links: dict[LinkConfig, Link] = {}
     rows = []
-    for config, snr in progress(points) if progress else points:
+    for i, snr in progress(points) if progress else points:
+        config = configs[i]
         if config not in links:
             links.clear()  # one compiled link alive at a time
             links[config] = Link(config, feature_dim)
@@ -136,6 +144,7 @@ def run_study(
                 "channel": config.channel,
                 "csi": config.csi,
                 "equalizer": config.equalizer,
+                **labels[i],
                 "snr_db": snr,
                 "feature_nmse": nmse,
                 "feature_nmse_db": 10 * math.log10(nmse) if nmse > 0 else -math.inf,
@@ -176,11 +185,21 @@ def theory_columns(config: LinkConfig, snr_db: float) -> dict[str, float | None]
     }
 
 
+def varied_keys(rows: Sequence[dict[str, object]]) -> list[str]:
+    """The columns of ``rows`` beyond :data:`COLUMNS` (the keys a list ``--set`` varied)."""
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in COLUMNS and k not in keys]
+    return keys
+
+
 def write_csv(rows: Sequence[dict[str, object]], path: str | Path) -> Path:
-    """Write the study rows with the header :data:`COLUMNS`."""
+    """Write the study rows with the header :data:`COLUMNS`, one column per varied
+    key inserted after ``equalizer``."""
     path = Path(path)
+    fields = [*COLUMNS[:3], *varied_keys(rows), *COLUMNS[3:]]
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     return path
@@ -192,12 +211,15 @@ def format_table(rows: Sequence[dict[str, object]]) -> str:
     def maybe(value: object, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
-    header = f"{'channel':<9} {'csi':<8} {'equalizer':<9} {'SNR dB':>7} {'NMSE':>10} "
+    extra = varied_keys(rows)
+    header = "".join(f"{k[:14]:>15} " for k in extra)
+    header += f"{'channel':<9} {'csi':<8} {'equalizer':<9} {'SNR dB':>7} {'NMSE':>10} "
     header += f"{'theory':>10} {'NMSE dB':>8} {'postEq dB':>9} {'BER QPSK':>10} {'theory':>10}"
     lines = [header]
     for r in rows:
         lines.append(
-            f"{r['channel']:<9} {r['csi']:<8} {r['equalizer']:<9} {r['snr_db']:>7.1f} "
+            "".join(f"{r.get(k)!s:>15} " for k in extra)
+            + f"{r['channel']:<9} {r['csi']:<8} {r['equalizer']:<9} {r['snr_db']:>7.1f} "
             f"{r['feature_nmse']:>10.4g} {maybe(r.get('theory_nmse'), '.4g'):>10} "
             f"{r['feature_nmse_db']:>8.2f} {r['post_eq_snr_db']:>9.2f} "
             f"{r['ber_qpsk']:>10.3e} {maybe(r.get('theory_ber_qpsk'), '.3e'):>10}"
@@ -232,7 +254,7 @@ def plot_study(
     """
     import matplotlib.pyplot as plt
 
-    fig = link_figure(rows, describe(base, feature_dim))
+    fig = link_figure(rows, describe(base, feature_dim), varied_keys(rows))
     path = Path(path)
     fig.savefig(path, dpi=120)
     plt.close(fig)

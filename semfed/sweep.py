@@ -164,6 +164,9 @@ def plan_runs(
 ) -> list[SweepRun]:
     """The runs of the grid (x seeds), in a stable order, with unique names.
 
+    Seed-major: every grid point's seed 0 comes first, then every seed 1, ...,
+    so a sweep stopped part-way has the same number of seeds for every point.
+
     ``when``: (grid key, value, overrides): extra ``--set`` items for the runs
     whose grid value of that key equals ``value`` (compared as parsed values),
     e.g. homogeneous encoders for the FedAvg runs of a comparison.
@@ -196,11 +199,14 @@ def plan_runs(
     seed_list: list[int | None] = list(range(seeds)) if seeds is not None else [None]
     runs, names = [], {}
     keys = [k for k, _ in grid]
+    points = []
     for combo in itertools.product(*[vals for _, vals in grid]):
         values = dict(zip(keys, combo, strict=True))
         if any(all(_same_value(k, values[k], str(v)) for k, v in rule.items()) for rule in exclude):
             continue
-        for seed in seed_list:
+        points.append(values)
+    for seed in seed_list:
+        for values in points:
             name = run_name(values, seed)
             if name in names:
                 raise SweepError(f"runs {names[name]} and {values} get the same name {name!r}")

@@ -51,15 +51,18 @@ def test_plan_names_seeds_and_overrides(tiny_toml):
     names = [r.name for r in runs]
     assert len(set(names)) == 8
     assert "link.uplink_snr_db=0.0__algorithm.name=fedcl__seed=0" in names
-    r = runs[1]
+    # Seed-major: every grid point's seed 0 first, so a stopped sweep is balanced.
+    assert [r.seed for r in runs] == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert runs[0].grid == runs[4].grid
+    r = runs[4]
     assert r.seed == 1
     assert r.overrides[0] == "training.rounds=2"
     # A seed varies the split as well as the training...
     assert "training.seed=1" in r.overrides and "partition.seed=1" in r.overrides
     # ... unless the seed keys say otherwise.
     runs = plan_runs(tiny_toml, grid, seeds=2, seed_keys=["training.seed"])
-    assert "training.seed=1" in runs[1].overrides
-    assert not any(o.startswith("partition.seed") for o in runs[1].overrides)
+    assert "training.seed=1" in runs[4].overrides
+    assert not any(o.startswith("partition.seed") for o in runs[4].overrides)
     with pytest.raises(SweepError, match="seed key"):
         plan_runs(tiny_toml, parse_grid(["partition.seed=0,1"]), seeds=2)
     # Excluded grid points are left out (FedAvg cannot run heterogeneous encoders).

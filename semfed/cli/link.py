@@ -6,10 +6,13 @@ Example::
 
 prints a table and writes ``DIR/link.csv`` and ``DIR/link.png``. Settings not
 given on the command line come from ``--config`` (section ``[link]``) and
-``--set link.key=value``. Where a closed form exists (AWGN and Rayleigh with
-perfect CSI, :mod:`phy.theory`) it is in the CSV (``theory_nmse``,
-``theory_ber_qpsk``) and dashed on the plot; every point has a 95 % interval
-over its independent slots (``*_low``, ``*_high``, ``slots``, ``ber_slots``).
+``--set link.key=value``. A link key may take a comma list
+(``--set link.subcarrier_spacing_khz=15,30,60,120``): the study runs every
+combination, and the CSV gets one column per varied key. Where a closed
+form exists (AWGN and Rayleigh with perfect CSI, :mod:`phy.theory`) it is in
+the CSV (``theory_nmse``, ``theory_ber_qpsk``) and dashed on the plot; every
+point has a 95 % interval over its independent slots (``*_low``, ``*_high``,
+``slots``, ``ber_slots``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,33 @@ from semfed.cli import add_config_arguments
 
 def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def split_varied(overrides: list[str]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """``--set`` items as (fixed items, [(link key, values)] for comma lists).
+
+    Only ``link.*`` keys may take a list; a list value in brackets
+    (``link.pilot_ofdm_symbol_indices=[2, 11]``) is one value.
+    """
+    from semfed.errors import UserError
+    from semfed.sweep import split_values
+
+    fixed, varied = [], []
+    for item in overrides:
+        key, _, raw = item.partition("=")
+        values = split_values(raw) if raw else [raw]
+        if len(values) == 1:
+            fixed.append(item)
+            continue
+        key = key.strip()
+        if not key.startswith("link."):
+            raise UserError(f"--set {item}: only link.* keys may take a comma list here")
+        if any(not v for v in values):
+            raise UserError(f"--set {item}: empty value in the list")
+        if key in (k for k, _ in varied):
+            raise UserError(f"--set {key}: given twice as a list")
+        varied.append((key, values))
+    return fixed, varied
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,14 +89,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from semfed.config import load_config
+    import itertools
+
+    from phy.config import LinkConfig
+    from semfed.config import load_config, parse_override
     from semfed.errors import UserError
 
-    config = load_config(args.config, args.overrides)
+    fixed, varied = split_varied(args.overrides)
+    config = load_config(args.config, fixed)
     base = config.link
-    channels = _names(args.channel) if args.channel else [base.channel]
-    csis = _names(args.csi) if args.csi else [base.csi]
-    equalizers = _names(args.equalizer) if args.equalizer else [base.equalizer]
+    # Every combination of the list-valued keys, each loaded and checked like one --set.
+    variants: list[tuple[dict[str, object], LinkConfig]] = [({}, base)]
+    if varied:
+        variants = []
+        for combo in itertools.product(*(values for _, values in varied)):
+            items = [f"{key}={v}" for (key, _), v in zip(varied, combo, strict=True)]
+            labels = {
+                key.split(".", 1)[1]: parse_override(i)[1]
+                for (key, _), i in zip(varied, items, strict=True)
+            }
+            variants.append((labels, load_config(args.config, [*fixed, *items]).link))
+    # Not given: each variant's own (a list --set of link.csi varies it).
+    channels = _names(args.channel) if args.channel else None
+    csis = _names(args.csi) if args.csi else None
+    equalizers = _names(args.equalizer) if args.equalizer else None
     feature_dim = args.feature_dim if args.feature_dim is not None else config.model.feature_dim
     if args.samples < 1:
         raise UserError(f"--samples = {args.samples} is not allowed: an integer >= 1")
@@ -80,7 +126,16 @@ def run(args: argparse.Namespace) -> int:
     from phy.seeding import set_seed
 
     snrs = study.parse_snr_list(args.snr)
-    configs = study.study_configs(base, channels, csis, equalizers)
+    configs, labels = [], []
+    for label, link_config in variants:
+        for c in study.study_configs(
+            link_config,
+            channels or [link_config.channel],
+            csis or [link_config.csi],
+            equalizers or [link_config.equalizer],
+        ):
+            configs.append(c)
+            labels.append(label)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)
@@ -94,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         args.samples,
         feature_dim,
         progress=None if args.no_progress else progress,
+        varied=labels,
     )
     print(study.format_table(rows))
     csv_path = study.write_csv(rows, out / "link.csv")
