@@ -376,3 +376,55 @@ def test_experiment_files_plan_valid_runs_with_equal_encoders(path):
             assert homogeneous == algorithms, (path.name, name)
         if scale.seeds:
             assert {c.partition.seed for c in configs} == set(range(scale.seeds))
+
+
+def test_convergence_rule_by_hand():
+    """Levels are means over (R - window, R]; the change is level(R) - level(R - window)."""
+    from semfed.convergence import convergence, mean_curve
+
+    curve = {1: 0.40, 2: 0.50, 3: 0.50, 4: 0.50, 5: 0.505, 6: 0.50, 7: 0.50, 8: 0.50}
+    # window 2: R=3: .50 - .40 = .10; R=4: .50 - .45 = .05; R=5: .5025 - .50 = .0025;
+    # R=6: .5025 - .50; R=7: .50 - .5025; R=8: .50 - .5025. Under 1 point from R=5 on.
+    c = convergence(curve, window=2, tol=0.01)
+    assert c.last_round == 8
+    assert c.change == pytest.approx(-0.0025)
+    assert c.converged and c.converged_from == 5
+    # A one-point tolerance fails where the last step is still 5 points.
+    c = convergence({1: 0.40, 2: 0.50, 3: 0.50, 4: 0.50}, window=2, tol=0.01)
+    assert c.change == pytest.approx(0.05) and not c.converged and c.converged_from is None
+    # Too short a curve has no change to judge.
+    c = convergence({1: 0.3, 3: 0.4}, window=10)
+    assert c.change is None and not c.converged and c.converged_from is None
+    # The seed mean is taken at the rounds every seed has.
+    assert mean_curve([{1: 0.2, 3: 0.4}, {1: 0.4, 3: 0.6, 5: 0.7}]) == pytest.approx(
+        {1: 0.3, 3: 0.5}
+    )
+
+
+def test_compare_reports_convergence_of_the_seed_mean_curve(seed_sweep, tmp_path, capsys):
+    # FedCL's seeds: flat at their final accuracy from round 12 on, climbing before;
+    # FedAvg's: still climbing 2 points per 2 rounds at the end.
+    for d in sorted(seed_sweep.iterdir()):
+        alg = d.name.split("_")[0]
+        acc = json.loads((d / "summary.json").read_text())["final_test_acc_global"]
+        rows = []
+        for r in range(2, 42, 2):
+            a = acc - max(0, 12 - r) * 0.02 if alg != "fedavg" else acc - (40 - r) * 0.01
+            rows.append(json.dumps({"round": r, "test_acc_global": a}))
+        (d / "metrics.jsonl").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "conv.csv"
+    argv = ["compare", str(seed_sweep), "--by", "algorithm.name", "--convergence"]
+    assert main([*argv, "--csv", str(out)]) == 0
+    assert "converged" in capsys.readouterr().out
+    rows = {r["algorithm.name"]: r for r in csv.DictReader(out.open())}
+    assert rows["fedcl"]["converged"] == "yes" and rows["fedcl"]["last_round"] == "40"
+    # level(R) is the mean over the evaluations in (R-10, R]. At R = 28 the earlier
+    # window (8, 18] holds round 10 (4 points low) and four flat rounds: change
+    # 0.04 / 5 = 0.8 point < 1. At R = 26 the window (6, 16] holds rounds 8 and 10
+    # (8 and 4 points low): change 2.4 points. So under 1 point from round 28 on.
+    assert rows["fedcl"]["converged_from"] == "28"
+    assert float(rows["fedcl"]["change_last_10"]) == pytest.approx(0.0, abs=1e-9)
+    # FedAvg: level(40) - level(30) = 10 rounds x 1 point per round = 0.10.
+    assert rows["fedavg"]["converged"] == "no"
+    assert float(rows["fedavg"]["change_last_10"]) == pytest.approx(0.10)
+    assert main(["compare", str(seed_sweep / "fedcl_0"), "--convergence"]) == 2

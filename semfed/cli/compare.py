@@ -56,6 +56,7 @@ STAT_COLUMNS = (
     "diff_ci95_high",
     "p_value",
 )
+CONVERGENCE_COLUMNS = ("last_round", "change_last_10", "converged", "converged_from")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -105,6 +106,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEYS",
         help="with --by: the config keys that tell seeds apart (default: "
         "training.seed,partition.seed)",
+    )
+    p.add_argument(
+        "--convergence",
+        action="store_true",
+        help="with --by: also the seed-mean curve's change over the last 10 rounds, whether "
+        "it is under 1 point (converged) and the round from which it stays so",
     )
     p.add_argument("--csv", metavar="OUT", help="also write the table as CSV to OUT")
     p.set_defaults(func=run)
@@ -239,12 +246,14 @@ def seed_statistics(
     metric: str = "final",
     protocol: str | None = None,
     seed_keys: tuple[str, ...] = SEED_KEYS,
+    with_convergence: bool = False,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Rows of statistics over seeds for ``runs`` (from :func:`semfed.plot.load_runs`).
 
     Returns (the keys that tell groups apart, rows); each row holds those keys,
-    ``by`` and :data:`STAT_COLUMNS`. Raises :class:`UserError` on an unfair or
-    ambiguous selection.
+    ``by`` and :data:`STAT_COLUMNS` (and :data:`CONVERGENCE_COLUMNS` with
+    ``with_convergence``: :mod:`semfed.convergence` on the seed-mean curve).
+    Raises :class:`UserError` on an unfair or ambiguous selection.
     """
     from semfed.statistics import mean_interval, paired_difference
 
@@ -312,6 +321,8 @@ def seed_statistics(
                 row.update(n=iv.n, mean=iv.mean, std=iv.std, ci95_low=iv.low, ci95_high=iv.high)
             else:
                 row["n"] = 0
+            if with_convergence:
+                row.update(_convergence_columns(list(members.values()), protocol))
             if ref is not None and value != paired:
                 common = sorted(k for k in vals if k in ref and vals[k] is not None)
                 ref_vals = {k: _metric_value(ref[k], metric, protocol) for k in common}
@@ -336,12 +347,34 @@ def seed_statistics(
     return varying, rows
 
 
+def _convergence_columns(members: list[dict[str, Any]], protocol: str | None) -> dict[str, Any]:
+    from semfed.convergence import WINDOW, convergence, mean_curve
+
+    curves = []
+    for r in members:
+        key = f"test_acc_{protocol or r['config'].get('evaluation.protocol', 'global')}"
+        curves.append({m["round"]: m[key] for m in r.get("metrics", []) if key in m})
+    curve = mean_curve(curves)
+    if not curve:
+        return dict.fromkeys(CONVERGENCE_COLUMNS)
+    c = convergence(curve, WINDOW)
+    return {
+        "last_round": c.last_round,
+        "change_last_10": c.change,
+        "converged": "yes" if c.converged else "no",
+        "converged_from": c.converged_from,
+    }
+
+
 def format_statistics(
     varying: list[str], by: str, rows: list[dict[str, Any]], paired: str | None
 ) -> str:
     head = [*varying, by, "n", "mean", "std", "95% interval"]
     if paired is not None:
         head += [f"diff vs {paired}", "95% interval of diff", "p"]
+    conv = bool(rows) and "converged" in rows[0]
+    if conv:
+        head += ["last round", "change over 10", "converged", "from round"]
     cells = [head]
     for r in rows:
         line = [_cell(r.get(k)) for k in varying] + [str(r[by]), str(r["n"])]
@@ -352,6 +385,8 @@ def format_statistics(
                 _interval(r["diff_ci95_low"], r["diff_ci95_high"]),
                 _cell(r["p_value"], 3),
             ]
+        if conv:
+            line += [_cell(r[k]) for k in CONVERGENCE_COLUMNS]
         cells.append(line)
     return _format(cells, text_columns=len(varying) + 1)
 
@@ -382,6 +417,8 @@ def _write_csv(path: str, fields: list[str], rows: list[dict[str, Any]]) -> None
 
 def run(args: argparse.Namespace) -> int:
     if args.by is None:
+        if args.convergence:
+            raise UserError("--convergence needs --by KEY")
         for option in ("paired", "protocol"):
             if getattr(args, option) is not None:
                 raise UserError(f"--{option} needs --by KEY")
@@ -411,6 +448,7 @@ def run(args: argparse.Namespace) -> int:
         metric=args.metric,
         protocol=args.protocol,
         seed_keys=seed_keys,
+        with_convergence=args.convergence,
     )
     protocols = {args.protocol or r["config"].get("evaluation.protocol", "global") for r in runs}
     print(
@@ -420,5 +458,6 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_statistics(varying, args.by, rows, args.paired))
     if args.csv:
-        _write_csv(args.csv, [*varying, args.by, *STAT_COLUMNS], rows)
+        extra = list(CONVERGENCE_COLUMNS) if args.convergence else []
+        _write_csv(args.csv, [*varying, args.by, *STAT_COLUMNS, *extra], rows)
     return 0
