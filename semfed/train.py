@@ -224,10 +224,12 @@ def run_training(
         if writer is not None:
             writer.close()
 
+    scores: dict[str, float] = {}
     if dump_features:
         with _stream(config.training.seed, "feature_dump", last_round):
-            _dump_features(out / "features.npz", evaluator, clients, eval_snrs[0][1])
+            scores = _dump_features(out / "features.npz", evaluator, clients, eval_snrs[0][1])
     summary = {"algorithm": config.algorithm.name, **final_accuracies(records, config.evaluation)}
+    summary.update(scores)
     summary.update(
         {
             "rounds": last_round + 1,
@@ -405,7 +407,10 @@ def _read_metrics(out: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _dump_features(path: Path, evaluator, clients, snrs: list[float]) -> None:
+def _dump_features(path: Path, evaluator, clients, snrs: list[float]) -> dict[str, float]:
+    """Write the received test features; returns their cluster scores by class."""
+    from semfed.clustering import cluster_scores
+
     feats, labels, owner = [], [], []
     for c, snr in zip(clients, snrs, strict=True):
         if c.y_test.size == 0:
@@ -414,14 +419,16 @@ def _dump_features(path: Path, evaluator, clients, snrs: list[float]) -> None:
         labels.append(c.y_test)
         owner.append(np.full(c.y_test.size, c.id, np.int32))
     tmp = path.with_name(".features.tmp.npz")
+    features, labels = np.concatenate(feats), np.concatenate(labels)
     np.savez(
         tmp,
-        features=np.concatenate(feats),
-        labels=np.concatenate(labels),
+        features=features,
+        labels=labels,
         client=np.concatenate(owner),
         snr_db=np.array(snrs, np.float32),
     )
     tmp.replace(path)
+    return cluster_scores(features, labels)
 
 
 __all__ = ["RunDirError", "config_differences", "run_training"]

@@ -428,3 +428,43 @@ def test_compare_reports_convergence_of_the_seed_mean_curve(seed_sweep, tmp_path
     assert rows["fedavg"]["converged"] == "no"
     assert float(rows["fedavg"]["change_last_10"]) == pytest.approx(0.10)
     assert main(["compare", str(seed_sweep / "fedcl_0"), "--convergence"]) == 2
+
+
+def test_cluster_scores_by_hand():
+    """Two tight, far apart classes: silhouette near 1 and k-NN right; one point of
+    class 0 put inside class 1 is misclassified by its neighbours and scores < 0."""
+    from semfed.clustering import cluster_scores, knn_accuracy
+
+    a = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [0.1, 0.1], [0.05, 0.05], [0.0, 0.05]])
+    b = a + 10.0
+    feats = np.concatenate([a, b])
+    labels = np.array([0] * 6 + [1] * 6)
+    s = cluster_scores(feats, labels)
+    assert s["feature_knn_acc"] == 1.0
+    assert s["feature_silhouette"] > 0.98  # (b - a) / max(a, b) with a ~ 0.1, b ~ 14
+    # Point 0 moved into class 1's cluster: its 5 nearest are all class 1 (wrong);
+    # the others still see at least 4 of 5 of their own class... except class-1
+    # points, whose 5 nearest now include the intruder only once (still right).
+    moved = feats.copy()
+    moved[0] = [10.05, 10.05]
+    assert knn_accuracy(moved, labels) == pytest.approx(11 / 12)
+    # Classes that overlap completely (the same points twice) score near 0 or below.
+    same = cluster_scores(np.concatenate([a, a]), labels)
+    assert same["feature_silhouette"] <= 0.0 + 1e-9
+    with pytest.raises(ValueError):
+        cluster_scores(a, np.zeros(6))
+
+
+def test_compare_reads_the_cluster_scores_of_dumped_features(seed_sweep, capsys):
+    for d in sorted(seed_sweep.iterdir()):
+        summary = json.loads((d / "summary.json").read_text())
+        summary["feature_knn_acc"] = summary["final_test_acc_global"] + 0.3
+        (d / "summary.json").write_text(json.dumps(summary))
+    _, rows = seed_statistics(_load(seed_sweep), "algorithm.name", metric="feature_knn_acc")
+    means = {r["algorithm.name"]: r["mean"] for r in rows}
+    assert means["fedcl"] == pytest.approx(0.5233333 + 0.3, abs=1e-6)
+    assert (
+        main(["compare", str(seed_sweep), "--by", "algorithm.name", "--metric", "feature_knn_acc"])
+        == 0
+    )
+    assert "received test features" in capsys.readouterr().out

@@ -214,6 +214,13 @@ def test_tiny_run_learns_and_writes_results(full_run):
     assert load_config(out / "config.toml") == tiny_config("training.rounds=4")
     feats = np.load(out / "features.npz")
     assert feats["features"].shape == (feats["labels"].size, 64)
+    # Fig. 4's number: the dump's cluster scores, recomputed from the file.
+    from semfed.clustering import cluster_scores
+
+    scores = cluster_scores(feats["features"], feats["labels"])
+    assert summary["feature_knn_acc"] == pytest.approx(scores["feature_knn_acc"])
+    assert summary["feature_silhouette"] == pytest.approx(scores["feature_silhouette"])
+    assert summary["feature_knn_acc"] > 0.5  # a run at 0.7+ accuracy clusters its classes
 
 
 def _strip_times(path: Path):

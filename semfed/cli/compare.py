@@ -44,6 +44,8 @@ COLUMNS = (
 # Sections a compared run may differ in.
 FREE_SECTIONS = ("algorithm", "output")
 METRICS = ("final", "oracle_best")
+# Summary values of runs with dumped features (semfed.clustering): Fig. 4's numbers.
+CLUSTER_METRICS = ("feature_silhouette", "feature_knn_acc")
 PROTOCOLS = ("global", "personal", "masked")
 STAT_COLUMNS = (
     "n",
@@ -83,10 +85,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--metric",
-        choices=METRICS,
+        choices=METRICS + CLUSTER_METRICS,
         default="final",
         help="final: mean of the last evaluation.final_window evaluations (default); "
-        "oracle_best: the best evaluated round, selected on the test set (optimistic)",
+        "oracle_best: the best evaluated round, selected on the test set (optimistic); "
+        "feature_silhouette, feature_knn_acc: how the received test features cluster by "
+        "class (runs with dumped features, Fig. 4)",
     )
     p.add_argument(
         "--protocol",
@@ -232,6 +236,8 @@ def parse_where(items: list[str]) -> dict[str, Any]:
 
 def _metric_value(run: dict[str, Any], metric: str, protocol: str | None) -> float | None:
     s = run["summary"]
+    if metric in CLUSTER_METRICS:
+        return None if s.get(metric) is None else float(s[metric])
     if protocol is None:
         protocol = run["config"].get("evaluation.protocol", "global")
     value = s.get(f"{metric}_test_acc_{protocol}")
@@ -257,8 +263,10 @@ def seed_statistics(
     """
     from semfed.statistics import mean_interval, paired_difference
 
-    if metric not in METRICS:
-        raise UserError(f"--metric {metric!r}: expected one of {', '.join(METRICS)}")
+    if metric not in METRICS + CLUSTER_METRICS:
+        raise UserError(
+            f"--metric {metric!r}: expected one of {', '.join(METRICS + CLUSTER_METRICS)}"
+        )
     for r in runs:
         if by not in r["config"]:
             raise UserError(f"--by {by}: {r['path']} has no config key {by}")
@@ -417,6 +425,8 @@ def _write_csv(path: str, fields: list[str], rows: list[dict[str, Any]]) -> None
 
 def run(args: argparse.Namespace) -> int:
     if args.by is None:
+        if args.metric in CLUSTER_METRICS:
+            raise UserError(f"--metric {args.metric} needs --by KEY")
         if args.convergence:
             raise UserError("--convergence needs --by KEY")
         for option in ("paired", "protocol"):
@@ -451,8 +461,13 @@ def run(args: argparse.Namespace) -> int:
         with_convergence=args.convergence,
     )
     protocols = {args.protocol or r["config"].get("evaluation.protocol", "global") for r in runs}
+    what = (
+        f"{args.metric} of the received test features (by class)"
+        if args.metric in CLUSTER_METRICS
+        else f"{args.metric} test accuracy, protocol {', '.join(sorted(protocols))}"
+    )
     print(
-        f"{args.metric} test accuracy, protocol {', '.join(sorted(protocols))}; "
+        f"{what}; "
         "mean and 95 % Student-t interval over seeds"
         + (f"; diff = row minus {args.by}={args.paired}, paired by seed" if args.paired else "")
     )
