@@ -376,6 +376,15 @@ def test_experiment_files_plan_valid_runs_with_equal_encoders(path):
             assert homogeneous == algorithms, (path.name, name)
         if scale.seeds:
             assert {c.partition.seed for c in configs} == set(range(scale.seeds))
+        if name == "medium":
+            # One round count, measured on Fig. 2(a), everywhere; 5 seeds; width 32.
+            fig2a = load_experiment(Path(__file__).parent.parent / "experiments" / "fig2a.toml")
+            rounds = [
+                o for o in fig2a.scales["medium"].overrides if o.startswith("training.rounds")
+            ]
+            assert {f"training.rounds={c.training.rounds}" for c in configs} == set(rounds), path
+            assert scale.seeds == 5 and {c.model.encoder_width for c in configs} == {32}
+            assert {c.evaluation.every for c in configs} == {2}
 
 
 def test_convergence_rule_by_hand():
