@@ -322,49 +322,91 @@ def plot_snr(
     return _save(plt, fig, out, "snr")
 
 
-def plot_tsne(
-    runs: list[dict[str, Any]], out: Path, note: str = "", max_points: int = TSNE_MAX_POINTS
-):
+def _tsne_embedding(run: dict[str, Any], max_points: int):
+    """(2-D t-SNE embedding, labels, SNRs) of a run's ``features.npz``."""
     from sklearn.manifold import TSNE
     from threadpoolctl import threadpool_limits
 
+    with np.load(run["path"] / "features.npz") as npz:
+        if "features" not in npz or "labels" not in npz:
+            raise UserError(f"{run['path']}/features.npz lacks features or labels")
+        feats = np.asarray(npz["features"], np.float32).reshape(len(npz["labels"]), -1)
+        labels = np.asarray(npz["labels"])
+        snr = np.asarray(npz["snr_db"]) if "snr_db" in npz else None
+    rng = np.random.default_rng(0)
+    if len(labels) > max_points:
+        keep = np.sort(rng.choice(len(labels), max_points, replace=False))
+        feats, labels = feats[keep], labels[keep]
+    if len(labels) < 5:
+        raise UserError(f"{run['path']}/features.npz has too few points for t-SNE")
+    perplexity = min(30.0, (len(labels) - 1) / 3)
+    # One thread: OpenMP spinning on a busy machine costs far more than it saves.
+    with threadpool_limits(limits=1):
+        tsne = TSNE(n_components=2, random_state=0, init="pca", perplexity=perplexity)
+        emb = tsne.fit_transform(feats)
+    return emb, labels, snr
+
+
+def _scatter(plt, ax, emb, labels, legend: bool = True) -> None:
+    classes = np.unique(labels)
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for i, c in enumerate(classes):
+        sel = labels == c
+        ax.scatter(emb[sel, 0], emb[sel, 1], s=6, color=cmap(i % cmap.N), label=f"class {c}")
+    ax.set_xlabel("t-SNE dimension 1 (a.u.)")
+    ax.set_ylabel("t-SNE dimension 2 (a.u.)")
+    if legend:
+        ax.legend(fontsize=7, markerscale=2, ncol=2 if len(classes) > 10 else 1)
+
+
+def _score_text(runs: list[dict[str, Any]]) -> str:
+    """k-NN accuracy and silhouette of the received features: mean [95 % interval] over
+    the runs (seeds) that recorded them."""
+    from semfed.statistics import mean_interval
+
+    parts = []
+    for key, name in (("feature_knn_acc", "5-NN acc"), ("feature_silhouette", "silhouette")):
+        values = [float(r["summary"][key]) for r in runs if r["summary"].get(key) is not None]
+        if not values:
+            continue
+        if len(values) == 1:
+            parts.append(f"{name} {values[0]:.3f}")
+        else:
+            iv = mean_interval(values)
+            parts.append(f"{name} {iv.mean:.3f} [{iv.low:.3f}, {iv.high:.3f}]")
+    return ", ".join(parts) + (f" (n = {len(runs)})" if len(runs) > 1 and parts else "")
+
+
+def plot_tsne(
+    runs: list[dict[str, Any]], out: Path, note: str = "", max_points: int = TSNE_MAX_POINTS
+):
+    """One t-SNE figure per run of the first seed and, for several settings, one
+    figure with a panel per setting (Fig. 4: one per scheme); each panel's title
+    gives the k-NN accuracy and silhouette of the received features over all seeds.
+    """
     runs = [r for r in runs if (r["path"] / "features.npz").is_file()]
     if not runs:
         raise UserError("no features.npz (run semfed train with --dump-features)")
-    names = [r["path"].name for r in runs]
+    # Seeds of one setting: the figures draw the first seed, the titles score them all.
+    settings: dict[tuple, list[dict[str, Any]]] = {}
+    for r in runs:
+        settings.setdefault(_setting(r), []).append(r)
+    for members in settings.values():
+        members.sort(key=lambda r: tuple(str(r["config"].get(k)) for k in SEED_KEYS))
+    drawn = [members[0] for members in settings.values()]
+    names = [r["path"].name for r in drawn]
     unique = len(set(names)) == len(names)
     stems = [
-        "tsne" if len(runs) == 1 else f"tsne_{n}" if unique else f"tsne_{i}_{n}"
+        "tsne" if len(drawn) == 1 else f"tsne_{n}" if unique else f"tsne_{i}_{n}"
         for i, n in enumerate(names)
     ]
     paths = []
-    for idx, r in enumerate(runs):
-        with np.load(r["path"] / "features.npz") as npz:
-            if "features" not in npz or "labels" not in npz:
-                raise UserError(f"{r['path']}/features.npz lacks features or labels")
-            feats = np.asarray(npz["features"], np.float32).reshape(len(npz["labels"]), -1)
-            labels = np.asarray(npz["labels"])
-            snr = np.asarray(npz["snr_db"]) if "snr_db" in npz else None
-        rng = np.random.default_rng(0)
-        if len(labels) > max_points:
-            keep = np.sort(rng.choice(len(labels), max_points, replace=False))
-            feats, labels = feats[keep], labels[keep]
-        if len(labels) < 5:
-            raise UserError(f"{r['path']}/features.npz has too few points for t-SNE")
-        perplexity = min(30.0, (len(labels) - 1) / 3)
-        # One thread: OpenMP spinning on a busy machine costs far more than it saves.
-        with threadpool_limits(limits=1):
-            tsne = TSNE(n_components=2, random_state=0, init="pca", perplexity=perplexity)
-            emb = tsne.fit_transform(feats)
+    embeddings = []
+    for idx, (r, members) in enumerate(zip(drawn, settings.values(), strict=True)):
+        emb, labels, snr = _tsne_embedding(r, max_points)
+        embeddings.append((emb, labels))
         plt, fig, ax = _figure()
-        classes = np.unique(labels)
-        cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
-        for i, c in enumerate(classes):
-            sel = labels == c
-            ax.scatter(emb[sel, 0], emb[sel, 1], s=6, color=cmap(i % cmap.N), label=f"class {c}")
-        ax.set_xlabel("t-SNE dimension 1 (a.u.)")
-        ax.set_ylabel("t-SNE dimension 2 (a.u.)")
-        ax.legend(fontsize=7, markerscale=2, ncol=2 if len(classes) > 10 else 1)
+        _scatter(plt, ax, emb, labels)
         cfg = r["config"]
         bits = [str(cfg.get("algorithm.name") or r["summary"].get("algorithm") or "")]
         if snr is not None and snr.size:
@@ -372,14 +414,47 @@ def plot_tsne(
         if "link.channel" in cfg:
             bits.append(f"channel={cfg['link.channel']}")
         bits.append(f"{len(labels)} points")
+        scores = _score_text(members)
         ax.set_title(
             f"t-SNE of received features, {r['path'].name}\n"
             + ", ".join(b for b in bits if b)
+            + (f"\n{scores}" if scores else "")
             + _note_lines(note),
             fontsize=9,
         )
         paths += _save(plt, fig, out, stems[idx])
+    if len(drawn) > 1:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        varying = _varying_keys(drawn)
+        fig, axes = plt.subplots(1, len(drawn), figsize=(4.6 * len(drawn), 4.8), squeeze=False)
+        for ax, r, members, (emb, labels) in zip(
+            axes[0], drawn, settings.values(), embeddings, strict=True
+        ):
+            _scatter(plt, ax, emb, labels, legend=ax is axes[0][-1])
+            label = ", ".join(f"{_short(k)}={_fmt(r['config'].get(k))}" for k in varying)
+            ax.set_title(f"{label}\n{_score_text(members)}", fontsize=8)
+        fig.suptitle(
+            "t-SNE of received test features (first seed drawn; the same test samples and "
+            "channel draws)" + _note_lines(note, 140),
+            fontsize=9,
+        )
+        paths += _save(plt, fig, out, "tsne_panels")
     return paths
+
+
+def _varying_keys(runs: list[dict[str, Any]]) -> list[str]:
+    keys = sorted({k for r in runs for k in r["config"]})
+    return [
+        k
+        for k in keys
+        if k not in SEED_KEYS
+        and not k.startswith(IGNORED_PREFIXES)
+        and len({_fmt(r["config"].get(k)) for r in runs}) > 1
+    ] or ["algorithm.name"]
 
 
 def _final_acc(run: dict[str, Any], metric: str = "final", protocol: str = "global"):

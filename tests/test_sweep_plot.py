@@ -486,6 +486,38 @@ def test_plot_tsne(tmp_path, drawn):
         assert (dist.argmin(axis=1) == i).mean() > 0.9
 
 
+def test_plot_tsne_panels_one_per_scheme_scored_over_seeds(tmp_path, drawn):
+    """Fig. 4: a panel per scheme drawn from its first seed; titles carry the k-NN
+    accuracy and silhouette over all its seeds (mean [95 % interval])."""
+    from semfed.plot import make_plots
+
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(3), 30)
+    knn = {("fedcl", 0): 0.9, ("fedcl", 1): 0.8, ("fedavg", 0): 0.5, ("fedavg", 1): 0.5}
+    for (alg, seed), k in knn.items():
+        run = tmp_path / "sweep" / f"{alg}_{seed}"
+        _fake_run(run, alg, seed, 5.0, [0.4])
+        spread = 3.0 if alg == "fedcl" else 0.1
+        feats = rng.normal(size=(90, 4)) + labels[:, None] * spread
+        np.savez(run / "features.npz", features=feats, labels=labels, snr_db=np.array([5.0]))
+        summary = json.loads((run / "summary.json").read_text())
+        summary.update(feature_knn_acc=k, feature_silhouette=k - 0.5)
+        (run / "summary.json").write_text(json.dumps(summary))
+    names = _names(make_plots([tmp_path / "sweep"], tmp_path / "figs", "tsne"))
+    # One figure per scheme (its first seed) and the panels.
+    assert names == {
+        *(f"tsne_{a}_0.{e}" for a in ("fedavg", "fedcl") for e in ("png", "pdf")),
+        "tsne_panels.png",
+        "tsne_panels.pdf",
+    }
+    panels = drawn[-1].axes
+    titles = sorted(ax.get_title() for ax in panels)
+    assert titles[0].startswith("algorithm=fedavg") and "5-NN acc 0.500 [0.500, 0.500]" in titles[0]
+    # fedcl: mean 0.85, t(0.975, 1) = 12.706, s = 0.0707: half-width 0.635.
+    assert "5-NN acc 0.850 [0.215, 1.485]" in titles[1] and "(n = 2)" in titles[1]
+    assert [len(c.get_offsets()) for c in panels[0].collections] == [30, 30, 30]
+
+
 def test_plot_errors_are_one_line(tmp_path, capsys):
     from semfed.plot import make_plots
 
