@@ -10,10 +10,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "experiment",
         help="run an experiment file (experiments/*.toml): its sweep at a scale, then its plots",
         description="Run the sweep an experiment file describes (base config, grid, "
-        "conditional settings) at one scale (cpu: under an hour on two CPU cores; full: the "
-        "paper's setting), then draw its plots. Outputs: OUT/runs/<run>/ (one semfed train "
-        "run each), OUT/sweep.csv, OUT/plots/*.png|pdf. Rerunning skips finished runs and "
-        "resumes unfinished ones.",
+        "conditional settings) at one scale (cpu: a quick look on two CPU cores; medium: "
+        "the trusted comparison, 5 seeds; full: the paper's setting), then draw its plots. "
+        "Outputs: OUT/runs/<run>/ (one semfed train run each), OUT/sweep.csv, "
+        "OUT/plots/*.png|pdf. Rerunning skips finished runs and resumes unfinished ones.",
     )
     p.add_argument("file", metavar="EXPERIMENT.toml")
     p.add_argument("--scale", default="cpu", help="a scale the file defines (default cpu)")
