@@ -55,10 +55,13 @@ TOP_KEYS = {
     "exclude",
     "scale",
     "plot",
+    "compare",
     "dump_features",
 }
 SCALE_KEYS = {"seeds", "note", "set", "grid"}
 PLOT_KEYS = {"kind", "x", "metric", "where", "by", "name", "protocol"}
+COMPARE_KEYS = {"by", "paired", "where", "name", "metric", "protocols"}
+PROTOCOLS = ("global", "personal", "masked")
 SIMPLE = re.compile(r"^[A-Za-z0-9_.+\-]+$")
 
 
@@ -109,6 +112,7 @@ class Experiment:
     plots: list[dict[str, Any]]
     dump_features: bool = False
     exclude: list[dict[str, str]] = field(default_factory=list)
+    compares: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -190,6 +194,19 @@ def load_experiment(path: str | Path) -> Experiment:
             raise ExperimentError(f"{path}: plot[{i}]: unknown key(s) {', '.join(extra)}")
         if p.get("kind") not in KINDS:
             raise ExperimentError(f"{path}: plot[{i}].kind: expected one of {', '.join(KINDS)}")
+    compares = data.get("compare", [])
+    for i, c in enumerate(compares):
+        extra = set(c) - COMPARE_KEYS
+        if extra:
+            raise ExperimentError(f"{path}: compare[{i}]: unknown key(s) {', '.join(extra)}")
+        if not isinstance(c.get("by"), str):
+            raise ExperimentError(f"{path}: compare[{i}].by: a config key is required")
+        for proto in c.get("protocols", PROTOCOLS):
+            if proto not in PROTOCOLS:
+                raise ExperimentError(
+                    f"{path}: compare[{i}].protocols: {proto!r} is not one of "
+                    f"{', '.join(PROTOCOLS)}"
+                )
     return Experiment(
         path=path,
         title=str(data.get("title", path.stem)),
@@ -201,6 +218,7 @@ def load_experiment(path: str | Path) -> Experiment:
         plots=plots,
         dump_features=bool(data.get("dump_features", False)),
         exclude=exclude,
+        compares=compares,
     )
 
 
@@ -232,6 +250,43 @@ def make_experiment_plots(exp: Experiment, scale: str, out: Path) -> list[Path]:
             note=f"{exp.title} [{note or scale + ' scale'}]",
             prefix=prefix,
         )
+    return made
+
+
+def make_experiment_compares(
+    exp: Experiment, out: Path, log: Callable[[str], None] = print
+) -> list[Path]:
+    """``semfed compare`` for every ``[[compare]]`` of the file, under each of its
+    protocols: ``OUT/compare_<name>_<protocol>.csv`` (a cluster metric has no
+    protocol: ``OUT/compare_<name>.csv``), with the convergence columns for
+    accuracy."""
+    from semfed.cli.compare import (
+        CLUSTER_METRICS,
+        format_statistics,
+        statistics_for,
+        write_statistics_csv,
+    )
+
+    made = []
+    for i, c in enumerate(exp.compares):
+        name = c.get("name", f"{i}")
+        metric = c.get("metric", "final")
+        protocols = [None] if metric in CLUSTER_METRICS else c.get("protocols", PROTOCOLS)
+        for protocol in protocols:
+            _, varying, rows = statistics_for(
+                [out / "runs"],
+                c["by"],
+                paired=c.get("paired"),
+                metric=metric,
+                protocol=protocol,
+                where=c.get("where"),
+                with_convergence=metric not in CLUSTER_METRICS,
+            )
+            stem = f"compare_{name}" + (f"_{protocol}" if protocol else "")
+            log(f"{stem}: {metric}" + (f", protocol {protocol}" if protocol else ""))
+            log(format_statistics(varying, c["by"], rows, c.get("paired")))
+            write_statistics_csv(out / f"{stem}.csv", varying, c["by"], rows)
+            made.append(out / f"{stem}.csv")
     return made
 
 
@@ -273,7 +328,10 @@ def run_experiment(
         shutil.copyfile(out / "runs" / "sweep.csv", out / "sweep.csv")
     elif not (out / "runs").is_dir():
         raise ExperimentError(f"--plots-only: {out / 'runs'} does not exist; run it first")
-    return runs, make_experiment_plots(exp, scale, out)
+    made = make_experiment_plots(exp, scale, out)
+    if exp.compares and not any(r.status == "failed" for r in runs):
+        made += make_experiment_compares(exp, out, log)
+    return runs, made
 
 
 __all__ = ["Experiment", "ExperimentError", "load_experiment", "run_experiment", "toml_text"]

@@ -477,3 +477,25 @@ def test_compare_reads_the_cluster_scores_of_dumped_features(seed_sweep, capsys)
         == 0
     )
     assert "received test features" in capsys.readouterr().out
+
+
+def test_experiment_compare_tables_per_protocol(seed_sweep, tmp_path):
+    """[[compare]] in an experiment file writes compare_<name>_<protocol>.csv from the
+    finished runs: the same numbers as semfed compare."""
+    from semfed.experiment import load_experiment, make_experiment_compares
+
+    (tmp_path / "base.toml").write_text("")
+    spec = tmp_path / "e.toml"
+    spec.write_text(
+        'config = "base.toml"\n[[compare]]\nby = "algorithm.name"\npaired = "fedcl"\n'
+        'name = "x"\nprotocols = ["global", "personal"]\n'
+    )
+    out = tmp_path / "out"
+    shutil.copytree(seed_sweep, out / "runs")
+    made = make_experiment_compares(load_experiment(spec), out, log=lambda _: None)
+    assert [p.name for p in made] == ["compare_x_global.csv", "compare_x_personal.csv"]
+    glob = {r["algorithm.name"]: r for r in csv.DictReader(made[0].open())}
+    assert float(glob["fedproto"]["diff_mean"]) == pytest.approx(-0.0433333, abs=1e-6)
+    personal = {r["algorithm.name"]: r for r in csv.DictReader(made[1].open())}
+    assert float(personal["fedcl"]["mean"]) == pytest.approx(0.6233333, abs=1e-6)
+    assert "converged" in glob["fedcl"]  # the convergence columns come with accuracy

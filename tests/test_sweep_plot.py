@@ -308,6 +308,8 @@ def test_experiment_file_errors_name_the_key(tmp_path, capsys):
         ('config = "base.toml"\n[grid]\n"link.channel" = []\n', "grid.link.channel"),
         ('config = "base.toml"\n[[plot]]\nkind = "pie"\n', "plot[0].kind"),
         ('config = "nope.toml"\n', "not found"),
+        ('config = "base.toml"\n[[compare]]\npaired = "fedcl"\n', "compare[0].by"),
+        ('config = "base.toml"\n[[compare]]\nby = "a.b"\nprotocols = ["x"]\n', "protocols"),
     ):
         path = tmp_path / "e.toml"
         path.write_text(text)

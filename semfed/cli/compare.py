@@ -444,19 +444,14 @@ def run(args: argparse.Namespace) -> int:
             _write_csv(args.csv, [key for key, _ in COLUMNS], rows)
         return 0
 
-    from semfed.plot import _select, load_runs
-
-    runs = [r for r in load_runs(args.runs) if (r["path"] / "summary.json").is_file()]
-    runs = _select(runs, parse_where(args.where))
-    if not runs:
-        raise UserError("no finished run (with summary.json) matches")
     seed_keys = tuple(k.strip() for k in args.seed_keys.split(",") if k.strip())
-    varying, rows = seed_statistics(
-        runs,
+    runs, varying, rows = statistics_for(
+        args.runs,
         args.by,
         paired=args.paired,
         metric=args.metric,
         protocol=args.protocol,
+        where=parse_where(args.where),
         seed_keys=seed_keys,
         with_convergence=args.convergence,
     )
@@ -473,6 +468,44 @@ def run(args: argparse.Namespace) -> int:
     )
     print(format_statistics(varying, args.by, rows, args.paired))
     if args.csv:
-        extra = list(CONVERGENCE_COLUMNS) if args.convergence else []
-        _write_csv(args.csv, [*varying, args.by, *STAT_COLUMNS, *extra], rows)
+        write_statistics_csv(args.csv, varying, args.by, rows)
     return 0
+
+
+def statistics_for(
+    paths: list[str | Path],
+    by: str,
+    *,
+    paired: str | None = None,
+    metric: str = "final",
+    protocol: str | None = None,
+    where: dict[str, Any] | None = None,
+    seed_keys: tuple[str, ...] = SEED_KEYS,
+    with_convergence: bool = False,
+) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
+    """Load the finished runs under ``paths``, keep those matching ``where`` and
+    return (runs, varying keys, rows) of :func:`seed_statistics`."""
+    from semfed.plot import _select, load_runs
+
+    runs = [r for r in load_runs(paths) if (r["path"] / "summary.json").is_file()]
+    runs = _select(runs, where or {})
+    if not runs:
+        raise UserError("no finished run (with summary.json) matches")
+    varying, rows = seed_statistics(
+        runs,
+        by,
+        paired=paired,
+        metric=metric,
+        protocol=protocol,
+        seed_keys=seed_keys,
+        with_convergence=with_convergence,
+    )
+    return runs, varying, rows
+
+
+def write_statistics_csv(
+    path: str | Path, varying: list[str], by: str, rows: list[dict[str, Any]]
+) -> None:
+    """The rows of :func:`seed_statistics` as CSV (convergence columns when present)."""
+    extra = list(CONVERGENCE_COLUMNS) if rows and "converged" in rows[0] else []
+    _write_csv(str(path), [*varying, by, *STAT_COLUMNS, *extra], rows)
