@@ -290,6 +290,123 @@ def make_experiment_compares(
     return made
 
 
+def _scale_differences(exp: Experiment, scale: str) -> list[tuple[str, Any, Any]]:
+    """(key, this scale's value, medium's value) for every config key the two scales
+    set differently, from the first planned run of each (seeds and grid keys aside)."""
+    from semfed.config import load_config
+    from semfed.sweep import SEED_KEYS, plan_runs
+
+    def first(name: str) -> dict[str, Any]:
+        sc = exp.scales[name]
+        runs = plan_runs(
+            exp.config,
+            exp.grid_for(name),
+            [*exp.overrides, *sc.overrides],
+            1,
+            exp.when,
+            exclude=exp.exclude,
+        )
+        return _flat(load_config(exp.config, runs[0].overrides).to_dict())
+
+    this, medium = first(scale), first("medium")
+    grid_keys = {k for k, _ in exp.grid_for(scale)} | {k for k, _ in exp.grid_for("medium")}
+    return [
+        (k, this.get(k), medium.get(k))
+        for k in sorted(set(this) | set(medium))
+        if this.get(k) != medium.get(k)
+        and k not in SEED_KEYS
+        and k not in grid_keys
+        and not k.startswith("output.")
+    ]
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def against_medium(exp: Experiment, scale: str, out: Path) -> list[str]:
+    """Lines setting this scale's compare tables (global protocol) beside the committed
+    medium-scale ones: each mean, the medium interval, whether it lies inside, and
+    the settings in which the two scales differ (the reason numbers may not agree).
+    Empty when there is nothing to set beside."""
+    import csv
+
+    if scale == "medium" or "medium" not in exp.scales:
+        return []
+    medium_dir = default_out(exp, "medium")
+    lines: list[str] = []
+    for i, c in enumerate(exp.compares):
+        name = c.get("name", f"{i}")
+        suffix = "" if c.get("metric") in ("feature_silhouette", "feature_knn_acc") else "_global"
+        ours, ref = out / f"compare_{name}{suffix}.csv", medium_dir / f"compare_{name}{suffix}.csv"
+        if not ours.is_file() or not ref.is_file():
+            continue
+        with ref.open() as fh:
+            ref_rows = list(csv.DictReader(fh))
+        with ours.open() as fh:
+            our_rows = list(csv.DictReader(fh))
+        fixed = [k for k in (ref_rows[0] if ref_rows else {}) if k not in _STAT_FIELDS]
+
+        def key(row: dict[str, str], fixed: list[str] = fixed) -> tuple[str, ...]:
+            return tuple(row.get(k, "") for k in fixed)
+
+        medium = {key(r): r for r in ref_rows}
+        if not lines:
+            diffs = _scale_differences(exp, scale)
+            lines.append(f"Against the medium scale ({medium_dir}):")
+            if diffs:
+                lines.append(
+                    f"  the {scale} scale differs from it in "
+                    + ", ".join(f"{k} ({a} vs {b})" for k, a, b in diffs)
+                    + ": its numbers are not expected inside the medium intervals."
+                )
+            else:
+                lines.append(
+                    f"  the {scale} scale has the medium setting: its means should "
+                    "lie inside the medium intervals."
+                )
+        inside = total = 0
+        for r in our_rows:
+            m = medium.get(key(r))
+            if m is None or not r.get("mean") or not m.get("ci95_low"):
+                continue
+            lo, hi, mean = float(m["ci95_low"]), float(m["ci95_high"]), float(r["mean"])
+            ok = lo <= mean <= hi
+            inside += ok
+            total += 1
+            label = ", ".join(f"{k}={v}" for k, v in zip(fixed, key(r), strict=True))
+            lines.append(
+                f"  {name}: {label}: {scale} {mean:.4f}, medium {float(m['mean']):.4f} "
+                f"[{lo:.4f}, {hi:.4f}]: {'inside' if ok else 'outside'}"
+            )
+        if total:
+            lines.append(f"  {name}: {inside} of {total} means inside the medium intervals")
+    return lines
+
+
+_STAT_FIELDS = {
+    "n",
+    "mean",
+    "std",
+    "ci95_low",
+    "ci95_high",
+    "diff_mean",
+    "diff_ci95_low",
+    "diff_ci95_high",
+    "p_value",
+    "last_round",
+    "change_last_10",
+    "converged",
+    "converged_from",
+}
+
+
 def run_experiment(
     exp: Experiment,
     scale: str,
@@ -331,6 +448,8 @@ def run_experiment(
     made = make_experiment_plots(exp, scale, out)
     if exp.compares and not any(r.status == "failed" for r in runs):
         made += make_experiment_compares(exp, out, log)
+        for line in against_medium(exp, scale, out):
+            log(line)
     return runs, made
 
 

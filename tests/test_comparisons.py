@@ -499,3 +499,36 @@ def test_experiment_compare_tables_per_protocol(seed_sweep, tmp_path):
     personal = {r["algorithm.name"]: r for r in csv.DictReader(made[1].open())}
     assert float(personal["fedcl"]["mean"]) == pytest.approx(0.6233333, abs=1e-6)
     assert "converged" in glob["fedcl"]  # the convergence columns come with accuracy
+
+
+def test_a_quick_scale_is_set_beside_the_medium_intervals(tmp_path):
+    """A cpu-scale rerun prints each mean beside the committed medium interval and
+    says in what the two scales differ (the reason they need not agree)."""
+    from semfed.experiment import against_medium, load_experiment
+
+    (tmp_path / "base.toml").write_text('[data]\nname = "synthetic"\n')
+    spec = tmp_path / "e.toml"
+    spec.write_text(
+        'config = "base.toml"\n[grid]\n"algorithm.name" = ["fedcl", "fedavg"]\n'
+        '[scale.cpu]\nset = { "training.rounds" = 3 }\n'
+        '[scale.medium]\nset = { "training.rounds" = 50 }\n'
+        '[[compare]]\nby = "algorithm.name"\npaired = "fedcl"\nname = "x"\n'
+    )
+    exp = load_experiment(spec)
+    head = "algorithm.name,n,mean,std,ci95_low,ci95_high\n"
+    medium = tmp_path / "results" / "e" / "medium"
+    medium.mkdir(parents=True)
+    (medium / "compare_x_global.csv").write_text(
+        head + "fedcl,5,0.50,0.01,0.48,0.52\nfedavg,5,0.40,0.01,0.38,0.42\n"
+    )
+    cpu = tmp_path / "results" / "e" / "cpu"
+    cpu.mkdir(parents=True)
+    (cpu / "compare_x_global.csv").write_text(
+        head + "fedcl,2,0.51,0.01,0.4,0.6\nfedavg,2,0.30,0.01,0.2,0.4\n"
+    )
+    text = "\n".join(against_medium(exp, "cpu", cpu))
+    assert "differs from it in training.rounds (3 vs 50)" in text
+    assert "algorithm.name=fedcl: cpu 0.5100, medium 0.5000 [0.4800, 0.5200]: inside" in text
+    assert "algorithm.name=fedavg: cpu 0.3000" in text and "outside" in text
+    assert "1 of 2 means inside" in text
+    assert against_medium(exp, "medium", medium) == []
