@@ -294,6 +294,7 @@ def _scale_differences(exp: Experiment, scale: str) -> list[tuple[str, Any, Any]
     """(key, this scale's value, medium's value) for every config key the two scales
     set differently, from the first planned run of each (seeds and grid keys aside)."""
     from semfed.config import load_config
+    from semfed.plot import _flatten
     from semfed.sweep import SEED_KEYS, plan_runs
 
     def first(name: str) -> dict[str, Any]:
@@ -306,7 +307,7 @@ def _scale_differences(exp: Experiment, scale: str) -> list[tuple[str, Any, Any]
             exp.when,
             exclude=exp.exclude,
         )
-        return _flat(load_config(exp.config, runs[0].overrides).to_dict())
+        return _flatten(load_config(exp.config, runs[0].overrides).to_dict())
 
     this, medium = first(scale), first("medium")
     grid_keys = {k for k, _ in exp.grid_for(scale)} | {k for k, _ in exp.grid_for("medium")}
@@ -318,16 +319,6 @@ def _scale_differences(exp: Experiment, scale: str) -> list[tuple[str, Any, Any]
         and k not in grid_keys
         and not k.startswith("output.")
     ]
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
 
 
 def against_medium(exp: Experiment, scale: str, out: Path) -> list[str]:
