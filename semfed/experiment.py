@@ -260,7 +260,7 @@ def make_experiment_compares(
     protocols: ``OUT/compare_<name>_<protocol>.csv`` (a cluster metric has no
     protocol: ``OUT/compare_<name>.csv``), with the convergence columns for
     accuracy."""
-    from semfed.cli.compare import (
+    from semfed.comparison import (
         CLUSTER_METRICS,
         format_statistics,
         statistics_for,
@@ -328,6 +328,8 @@ def against_medium(exp: Experiment, scale: str, out: Path) -> list[str]:
     Empty when there is nothing to set beside."""
     import csv
 
+    from semfed.comparison import CONVERGENCE_COLUMNS, STAT_COLUMNS
+
     if scale == "medium" or "medium" not in exp.scales:
         return []
     medium_dir = default_out(exp, "medium")
@@ -342,7 +344,8 @@ def against_medium(exp: Experiment, scale: str, out: Path) -> list[str]:
             ref_rows = list(csv.DictReader(fh))
         with ours.open() as fh:
             our_rows = list(csv.DictReader(fh))
-        fixed = [k for k in (ref_rows[0] if ref_rows else {}) if k not in _STAT_FIELDS]
+        stat_fields = {*STAT_COLUMNS, *CONVERGENCE_COLUMNS}
+        fixed = [k for k in (ref_rows[0] if ref_rows else {}) if k not in stat_fields]
 
         def key(row: dict[str, str], fixed: list[str] = fixed) -> tuple[str, ...]:
             return tuple(row.get(k, "") for k in fixed)
@@ -379,23 +382,6 @@ def against_medium(exp: Experiment, scale: str, out: Path) -> list[str]:
         if total:
             lines.append(f"  {name}: {inside} of {total} means inside the medium intervals")
     return lines
-
-
-_STAT_FIELDS = {
-    "n",
-    "mean",
-    "std",
-    "ci95_low",
-    "ci95_high",
-    "diff_mean",
-    "diff_ci95_low",
-    "diff_ci95_high",
-    "p_value",
-    "last_round",
-    "change_last_10",
-    "converged",
-    "converged_from",
-}
 
 
 def run_experiment(

@@ -19,7 +19,7 @@ import pytest
 from tiny_setting import TINY_SETTING, ideal_federation
 
 from semfed.cli import main
-from semfed.cli.compare import seed_statistics
+from semfed.comparison import seed_statistics
 from semfed.config import EvaluationConfig, dumps_toml, load_config
 from semfed.data import load_dataset
 from semfed.errors import UserError
