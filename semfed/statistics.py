@@ -82,4 +82,36 @@ def paired_difference(
     return PairedDifference(d.n, d.mean, d.low, d.high, p)
 
 
-__all__ = ["Interval", "PairedDifference", "mean_interval", "paired_difference"]
+def welch_difference(
+    a: Sequence[float], b: Sequence[float], level: float = LEVEL
+) -> PairedDifference:
+    """Unpaired comparison of ``a`` with ``b`` (e.g. one scheme at K = 5 and at K = 20,
+    whose splits differ): mean(a) - mean(b), Welch's interval with
+    Welch-Satterthwaite degrees of freedom, and Welch's two-sided t-test p-value.
+    ``n`` is the smaller sample size; NaN interval when either has one value."""
+    from scipy import stats
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.size == 0 or b.size == 0:
+        raise ValueError("no values")
+    diff = float(a.mean() - b.mean())
+    n = int(min(a.size, b.size))
+    if n < 2:
+        return PairedDifference(n, diff, math.nan, math.nan, math.nan)
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se2 = va + vb
+    if se2 == 0:
+        return PairedDifference(n, diff, diff, diff, 1.0 if diff == 0 else 0.0)
+    df = se2**2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, df)) * math.sqrt(se2)
+    p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    return PairedDifference(n, diff, diff - half, diff + half, p)
+
+
+__all__ = [
+    "Interval",
+    "PairedDifference",
+    "mean_interval",
+    "paired_difference",
+    "welch_difference",
+]

@@ -1,0 +1,329 @@
+"""The paper's claims against our medium-scale runs: one verdict per claim.
+
+Each claim of the paper (Wang et al., Figs. 2 to 4) is checked on the finished
+runs of an experiment's medium scale (``experiments/results/<fig>/medium/runs``)
+with the statistics of :mod:`semfed.statistics`:
+
+* a gap between two schemes at one setting: the paired difference over seeds
+  (FedCL minus the baseline, seed i against seed i: same split, same draws);
+* a change across settings whose splits differ (K = 20 against K = 5, m = 2
+  against m = 8): Welch's unpaired difference, and for "FedCL gains more than
+  the baseline" Welch's difference of the per-seed paired gaps.
+
+Verdicts, from the 95 % interval of the difference the claim is about:
+
+* **inconclusive**: the interval contains 0;
+* **not reproduced**: it excludes 0 on the side opposite to the paper's;
+* **reproduced in direction only**: it excludes 0 on the paper's side, but the
+  paper's size (a relative gain turned into points at our baseline's mean)
+  lies outside it;
+* **reproduced**: the paper's size lies inside it, or the claim is
+  qualitative and the direction holds.
+
+``python -m semfed.verdicts [RESULTS_DIR] [--protocol P]`` prints the table in
+Markdown (the README's); claims whose runs are missing say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from semfed.statistics import PairedDifference, paired_difference, welch_difference
+
+PROTOCOLS = ("global", "personal", "masked")
+BASELINES = ("fedproto", "fedavg")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    claim: str
+    paper: str
+    ours: str  # what we measured, in words and numbers
+    difference: PairedDifference | None  # the difference the verdict rests on
+    verdict: str
+
+
+# ------------------------------------------------------------------- run access
+
+
+class Runs:
+    """Finished runs of one experiment: final accuracy (or a summary value) by
+    (setting, scheme, seed)."""
+
+    def __init__(self, runs: list[dict[str, Any]], protocol: str) -> None:
+        self.runs = runs
+        self.protocol = protocol
+
+    def values(self, where: dict[str, Any], metric: str | None = None) -> dict[int, float]:
+        """{seed: value} of the runs whose config matches ``where`` (values compared
+        as text). ``metric``: a summary key; default the final accuracy under the
+        protocol."""
+        from semfed.plot import _fmt
+
+        key = metric or f"final_test_acc_{self.protocol}"
+        out = {}
+        for r in self.runs:
+            cfg = r["config"]
+            if all(_fmt(cfg.get(k)) == _fmt(v) for k, v in where.items()):
+                value = r["summary"].get(key)
+                if value is not None:
+                    out[int(cfg.get("training.seed", 0))] = float(value)
+        return out
+
+
+def load(results: Path, figure: str, protocol: str) -> Runs | None:
+    """The medium-scale runs of ``figure`` (``fig2a`` ...), or None if there are none."""
+    from semfed.plot import load_runs
+
+    path = results / figure / "medium" / "runs"
+    if not path.is_dir():
+        return None
+    runs = [r for r in load_runs([path]) if r["summary"]]
+    return Runs(runs, protocol) if runs else None
+
+
+# ------------------------------------------------------------------- verdict rules
+
+
+def judge(d: PairedDifference | None, paper_points: float | None, sign: int = 1) -> str:
+    """The verdict on a difference whose paper value is ``paper_points`` (None:
+    qualitative) and whose claimed direction is ``sign`` (+1: positive)."""
+    if d is None or d.n < 2 or math.isnan(d.low):
+        return "not measured"
+    low, high = sign * d.low, sign * d.high
+    low, high = min(low, high), max(low, high)
+    if low <= 0 <= high:
+        return "inconclusive"
+    if high < 0:
+        return "not reproduced"
+    if paper_points is None or d.low <= paper_points <= d.high:
+        return "reproduced"
+    return "reproduced in direction only"
+
+
+def _paired(a: dict[int, float], b: dict[int, float]) -> PairedDifference | None:
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        return None
+    return paired_difference([a[s] for s in seeds], [b[s] for s in seeds])
+
+
+def _welch(a: Sequence[float], b: Sequence[float]) -> PairedDifference | None:
+    if len(a) < 2 or len(b) < 2:
+        return None
+    return welch_difference(list(a), list(b))
+
+
+def _mean(values: dict[int, float]) -> float:
+    return sum(values.values()) / len(values) if values else math.nan
+
+
+def _diff_text(d: PairedDifference | None) -> str:
+    if d is None or math.isnan(d.low):
+        return "-"
+    return (
+        f"{100 * d.mean:+.1f} points [{100 * d.low:+.1f}, {100 * d.high:+.1f}], "
+        f"p = {d.p_value:.3g}, n = {d.n}"
+    )
+
+
+def _gaps(runs: Runs, where: dict[str, Any], baseline: str) -> dict[int, float]:
+    """Per seed: FedCL minus ``baseline`` at one setting."""
+    a = runs.values({**where, "algorithm.name": "fedcl"})
+    b = runs.values({**where, "algorithm.name": baseline})
+    return {s: a[s] - b[s] for s in sorted(set(a) & set(b))}
+
+
+# ------------------------------------------------------------------- the claims
+
+
+def gain_claim(
+    runs: Runs | None, where: dict[str, Any], baseline: str, paper_rel: float, claim: str
+) -> Verdict:
+    """FedCL over ``baseline`` by ``paper_rel`` (relative) at one setting."""
+    paper = f"{100 * paper_rel:+.2f} %"
+    if runs is None:
+        return Verdict(claim, paper, "not run yet", None, "not measured")
+    fedcl = runs.values({**where, "algorithm.name": "fedcl"})
+    base = runs.values({**where, "algorithm.name": baseline})
+    d = _paired(fedcl, base)
+    if d is None:
+        return Verdict(claim, paper, "fewer than 2 paired seeds", None, "not measured")
+    m_base = _mean(base)
+    paper_points = paper_rel * m_base
+    ours = (
+        f"FedCL {_mean(fedcl):.3f}, {baseline} {m_base:.3f}: "
+        f"{100 * d.mean / m_base:+.1f} % ({100 * d.mean:+.1f} points; the paper's "
+        f"{paper} is {100 * paper_points:+.1f} points here)"
+    )
+    return Verdict(claim, paper, ours, d, judge(d, paper_points))
+
+
+def stability_claim(runs: Runs | None) -> Verdict:
+    """Fig. 2(a): FedProto degrades from K = 20 to K = 5 while FedCL stays stable:
+    FedCL's change minus FedProto's is positive (Welch on the per-seed gaps)."""
+    claim = "Fig. 2(a): FedProto degrades at K = 5, FedCL stays stable"
+    paper = "qualitative"
+    if runs is None:
+        return Verdict(claim, paper, "not run yet", None, "not measured")
+    k20, k5 = {"partition.num_clients": 20}, {"partition.num_clients": 5}
+    changes = {}
+    for scheme in ("fedcl", "fedproto"):
+        a = runs.values({**k5, "algorithm.name": scheme})
+        b = runs.values({**k20, "algorithm.name": scheme})
+        changes[scheme] = _welch(list(a.values()), list(b.values()))
+    g5, g20 = _gaps(runs, k5, "fedproto"), _gaps(runs, k20, "fedproto")
+    d = _welch(list(g5.values()), list(g20.values()))
+    if d is None or changes["fedproto"] is None:
+        return Verdict(claim, paper, "fewer than 2 seeds", None, "not measured")
+    ours = (
+        f"K = 20 -> 5: FedProto {_diff_text(changes['fedproto'])}; "
+        f"FedCL {_diff_text(changes['fedcl'])}; FedCL's gap over FedProto changes by"
+    )
+    verdict = judge(d, None)
+    if verdict == "reproduced" and judge(changes["fedproto"], None, sign=-1) != "reproduced":
+        verdict = "reproduced in direction only"  # FedCL gains, FedProto does not drop
+    return Verdict(claim, paper, ours, d, verdict)
+
+
+def low_snr_claim(runs: Runs | None, baseline: str, low: float = -5.0, high: float = 20.0):
+    """Fig. 2(b): FedCL loses less than ``baseline`` from ``high`` to ``low`` dB:
+    per seed, FedCL's loss minus the baseline's (paired), claimed negative."""
+    claim = f"Fig. 2(b): FedCL loses ~10 % at low SNR, {baseline} much more"
+    paper = "FedCL ~ -10 %"
+    if runs is None:
+        return Verdict(claim, paper, "not run yet", None, "not measured")
+    losses = {}
+    for scheme in ("fedcl", baseline):
+        lo = runs.values({"link.uplink_snr_db": low, "algorithm.name": scheme})
+        hi = runs.values({"link.uplink_snr_db": high, "algorithm.name": scheme})
+        losses[scheme] = {s: hi[s] - lo[s] for s in sorted(set(lo) & set(hi))}
+        losses[scheme + "_rel"] = {s: losses[scheme][s] / hi[s] for s in losses[scheme]}
+    d = _paired(losses["fedcl"], losses[baseline])
+    if d is None:
+        return Verdict(claim, paper, "fewer than 2 paired seeds", None, "not measured")
+    ours = (
+        f"{high:g} -> {low:g} dB: FedCL loses {100 * _mean(losses['fedcl_rel']):.1f} %, "
+        f"{baseline} {100 * _mean(losses[baseline + '_rel']):.1f} %; FedCL's loss minus "
+        f"{baseline}'s"
+    )
+    return Verdict(claim, paper, ours, d, judge(d, None, sign=-1))
+
+
+def heterogeneity_claims(runs: Runs | None) -> list[Verdict]:
+    """Fig. 3: accuracy falls as m grows (FedCL, m = 2 against m = 8), and FedCL is
+    above the baselines most at small m (the gap at m = 2 minus the gap at m = 8)."""
+    fall = "Fig. 3(a): accuracy falls as m grows"
+    most = "Fig. 3(b): FedCL above the baselines most at small m"
+    if runs is None:
+        return [
+            Verdict(fall, "qualitative", "not run yet", None, "not measured"),
+            *(
+                Verdict(f"{most} ({b})", "qualitative", "not run yet", None, "not measured")
+                for b in BASELINES
+            ),
+        ]
+    m2, m8 = {"partition.ways": 2}, {"partition.ways": 8}
+    a = runs.values({**m2, "algorithm.name": "fedcl"})
+    b = runs.values({**m8, "algorithm.name": "fedcl"})
+    d = _welch(list(a.values()), list(b.values()))
+    out = [
+        Verdict(
+            fall,
+            "qualitative",
+            f"FedCL m = 2: {_mean(a):.3f}, m = 8: {_mean(b):.3f}; m = 2 minus m = 8",
+            d,
+            judge(d, None),
+        )
+    ]
+    for base in BASELINES:
+        g2, g8 = _gaps(runs, m2, base), _gaps(runs, m8, base)
+        d = _welch(list(g2.values()), list(g8.values()))
+        ours = (
+            f"gap over {base}: m = 2 {100 * _mean(g2):+.1f} points, m = 8 "
+            f"{100 * _mean(g8):+.1f}; difference"
+        )
+        out.append(Verdict(f"{most} ({base})", "qualitative", ours, d, judge(d, None)))
+    return out
+
+
+def cluster_claim(runs: Runs | None, baseline: str) -> Verdict:
+    """Fig. 4: FedCL's received features cluster by class at 5 dB: its 5-NN accuracy
+    over the baseline's (paired), claimed positive."""
+    claim = f"Fig. 4: FedCL's features cluster by class at 5 dB (5-NN acc. vs {baseline})"
+    if runs is None:
+        return Verdict(claim, "qualitative", "not run yet", None, "not measured")
+    a = runs.values({"algorithm.name": "fedcl"}, "feature_knn_acc")
+    b = runs.values({"algorithm.name": baseline}, "feature_knn_acc")
+    sa = runs.values({"algorithm.name": "fedcl"}, "feature_silhouette")
+    d = _paired(a, b)
+    ours = (
+        f"FedCL 5-NN accuracy {_mean(a):.3f} (silhouette {_mean(sa):.3f}), {baseline} "
+        f"{_mean(b):.3f}; difference"
+    )
+    return Verdict(claim, "qualitative", ours, d, judge(d, None))
+
+
+def all_verdicts(results: Path, protocol: str = "global") -> list[Verdict]:
+    """Every claim, from the medium-scale runs under ``results``."""
+    fig2a = load(results, "fig2a", protocol)
+    fig2b = load(results, "fig2b", protocol)
+    fig3 = load(results, "fig3", protocol)
+    fig4 = load(results, "fig4", protocol)
+    k20 = {"partition.num_clients": 20}
+    snr9 = {"link.uplink_snr_db": 9.0}
+    out = [
+        gain_claim(fig2a, k20, "fedproto", 0.1275, "Fig. 2(a), K = 20: FedCL over FedProto"),
+        gain_claim(fig2a, k20, "fedavg", 0.3855, "Fig. 2(a), K = 20: FedCL over FedAvg"),
+        stability_claim(fig2a),
+        gain_claim(fig2b, snr9, "fedproto", 0.2509, "Fig. 2(b), 9 dB: FedCL over FedProto"),
+        gain_claim(fig2b, snr9, "fedavg", 0.6624, "Fig. 2(b), 9 dB: FedCL over FedAvg"),
+        *(low_snr_claim(fig2b, b) for b in BASELINES),
+        *heterogeneity_claims(fig3),
+        *(cluster_claim(fig4, b) for b in BASELINES),
+    ]
+    return out
+
+
+def markdown(results: Path, protocol: str = "global") -> str:
+    """The verdict table under ``protocol``, with a column saying where another
+    protocol's verdict differs."""
+    main = all_verdicts(results, protocol)
+    others = {p: all_verdicts(results, p) for p in PROTOCOLS if p != protocol}
+    lines = [
+        f"| claim | paper | ours (medium scale, protocol {protocol}) | difference [95 % interval], "
+        "p | verdict | other protocols |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, v in enumerate(main):
+        changed = [
+            f"{p}: {o[i].verdict} ({_diff_text(o[i].difference)})"
+            for p, o in others.items()
+            if o[i].verdict != v.verdict
+        ]
+        lines.append(
+            f"| {v.claim} | {v.paper} | {v.ours} | {_diff_text(v.difference)} | "
+            f"**{v.verdict}** | {'; '.join(changed) or 'same'} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m semfed.verdicts",
+        description="The paper's claims against the medium-scale runs: a Markdown table.",
+    )
+    parser.add_argument("results", nargs="?", default="experiments/results")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="global")
+    args = parser.parse_args(argv)
+    out(markdown(Path(args.results), args.protocol))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
