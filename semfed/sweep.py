@@ -267,6 +267,22 @@ def _read_summary(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def _same_run(run_dir: Path, summary: dict[str, Any], config_hash: str | None) -> bool:
+    """Whether the finished run in ``run_dir`` is the planned run of ``config_hash``.
+
+    Its summary's hash decides, or else its ``config.toml`` read with today's
+    code: a key added to semfed since the run (at its default) then changes
+    nothing, while a default that changed since is written in the old file and
+    still tells the runs apart.
+    """
+    if summary.get("config_hash") == config_hash:
+        return True
+    try:
+        return load_config(run_dir / "config.toml").hash() == config_hash
+    except (ConfigError, OSError):
+        return False
+
+
 def _take_summary(run: SweepRun, summary: dict[str, Any]) -> None:
     run.final_test_acc = summary.get("final_test_acc")
     run.oracle_best_test_acc = summary.get("oracle_best_test_acc")
@@ -392,7 +408,7 @@ def run_sweep(
             write_text_atomic(run_dir / "error.txt", run.error)
             continue
         summary = _read_summary(run_dir)
-        if summary is not None and summary.get("config_hash") == run.config_hash:
+        if summary is not None and _same_run(run_dir, summary, run.config_hash):
             run.status = "skipped-done"
             _take_summary(run, summary)
             continue
@@ -424,7 +440,7 @@ def run_sweep(
         """Bookkeeping of a finished run, whichever backend ran it."""
         run_dir = out / run.name
         summary = _read_summary(run_dir)
-        if rc == 0 and summary is not None and summary.get("config_hash") == run.config_hash:
+        if rc == 0 and summary is not None and _same_run(run_dir, summary, run.config_hash):
             run.status = "done"
             run.error = ""
             _take_summary(run, summary)

@@ -130,6 +130,26 @@ def test_sweep_failure_recorded_and_rerun_skips_and_resumes(tiny_toml, tmp_path,
     assert summary.stat().st_mtime_ns == mtime
     assert "skipped-done partition.ways=2" in capsys.readouterr().out
 
+    # A run finished by an older semfed (its summary's hash predates a config key
+    # added since, at its default; its config.toml lacks the key) is still done.
+    data = json.loads(summary.read_text())
+    data["config_hash"] = "from-an-older-semfed"
+    summary.write_text(json.dumps(data))
+    config_file = out / "partition.ways=2" / "config.toml"
+    config_text = config_file.read_text()
+    config_file.write_text(config_text.replace("bn_momentum = 0.9\n", ""))
+    assert main(cmd) == 1
+    assert read_csv(out / "sweep.csv")["partition.ways=2"]["status"] == "skipped-done"
+    # ... but a default that changed since (written in the old file) tells them apart.
+    from semfed.sweep import _same_run
+
+    planned = load_config(config_file).hash()
+    assert _same_run(out / "partition.ways=2", data, planned)
+    config_file.write_text(config_text.replace("bn_momentum = 0.9", "bn_momentum = 0.99"))
+    assert not _same_run(out / "partition.ways=2", data, planned)
+    config_file.write_text(config_text)
+    capsys.readouterr()
+
     # More rounds: the finished run's hash changes, so it is resumed, not restarted.
     assert main([*cmd, "--set", "training.rounds=2"]) == 1
     rows = read_csv(out / "sweep.csv")
