@@ -543,3 +543,35 @@ def test_link_cli_rejects_unknown_channel(tmp_path, capsys):
     code = main(["link", "--channel", "awgn,nope", "--out", str(tmp_path)])
     assert code == 2
     assert "channel" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- airtime
+
+
+def test_airtime_against_a_count_by_hand():
+    from phy.airtime import feature_slots, payload_slots, round_airtime, slot_duration_ms
+
+    # 4 RBs = 48 subcarriers, 14-symbol slots with pilots on 2 of them: 12 x 48 = 576
+    # data REs; at 30 kHz (mu = 1) a slot lasts 1 ms / 2 = 0.5 ms.
+    config = LinkConfig(rb_per_user=4, subcarrier_spacing_khz=30.0)
+    assert config.num_data_res == 576 and slot_duration_ms(config) == 0.5
+    # d = 64: 32 symbols a sample, floor(576 / 32) = 18 samples a slot. Mini-batches
+    # of 32, 32 and 5 samples: 2 + 2 + 1 = 5 slots (every link call starts a slot).
+    assert feature_slots(config, 64, [32, 32, 5]) == 5
+    # 3 users in parallel with 5, 3 and 4 slots up and 5 each down: the busiest
+    # sets each direction, 5 + 5 slots x 0.5 ms = 5 ms.
+    air = round_airtime(config, [5, 3, 4], [5, 5, 5])
+    assert (air.uplink_slots, air.downlink_slots, air.airtime_ms) == (5, 5, 5.0)
+    # 10,000 parameters x 32 bits at 2 bits per RE (QPSK): 160,000 REs, ceil(160000 / 576)
+    # = 278 slots; at 4 bits per RE (16-QAM) 80,000 REs, 139 slots. Nothing: 0 slots.
+    assert payload_slots(config, 320_000) == 278
+    assert payload_slots(config, 320_000, bits_per_symbol=4) == 139
+    assert payload_slots(config, 0) == 0
+    # Other numerologies: 15 kHz: 1 ms; 120 kHz: 0.125 ms; a 7-symbol grid is half a slot.
+    assert slot_duration_ms(dataclasses.replace(config, subcarrier_spacing_khz=15.0)) == 1.0
+    assert slot_duration_ms(dataclasses.replace(config, subcarrier_spacing_khz=120.0)) == 0.125
+    half = dataclasses.replace(config, num_ofdm_symbols=7, pilot_ofdm_symbol_indices=(2,))
+    assert slot_duration_ms(half) == 0.25 and half.num_data_res == 6 * 48
+    # No pilots: all 14 x 48 = 672 REs carry data, 21 samples a slot.
+    empty = dataclasses.replace(config, pilot_pattern="empty")
+    assert feature_slots(empty, 64, [21, 22]) == 1 + 2

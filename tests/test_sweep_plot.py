@@ -351,6 +351,7 @@ def _fake_run(path: Path, algorithm: str, seed: int, snr: float, accs: list[floa
         "total_uplink_symbols": 1000 if algorithm == "fedcl" else 0,
         "total_downlink_symbols": 1000 if algorithm == "fedcl" else 0,
         "total_param_bits": 0 if algorithm == "fedcl" else 32 * 10**6,
+        "total_airtime_ms": 150.0 if algorithm == "fedcl" else 2500.0,
     }
     (path / "summary.json").write_text(json.dumps(summary))
 
@@ -548,6 +549,16 @@ def test_plot_vs_cost_where_by_and_link(fake_sweep, tmp_path, drawn):
     for alg in ("fedavg", "fedcl"):  # one point per setting, at its load
         assert cost["series"][f"algorithm={alg}"][0] == [loads[alg]]
         np.testing.assert_allclose(cost["series"][f"algorithm={alg}"][1], [_fake_mean(alg, 10, 2)])
+    snr10 = {"link.uplink_snr_db": 10.0}
+    made = make_plots([fake_sweep], out, "cost", cost="airtime", where=snr10, prefix="fig_")
+    assert _names(made) == {"fig_cost_airtime.png", "fig_cost_airtime.pdf"}
+    airtime = _content(drawn[-1])
+    assert airtime["xlabel"].startswith("airtime of the run (s")
+    assert "airtime" in airtime["title"] and drawn[-1].axes[0].get_xscale() == "log"
+    for alg, seconds in (("fedcl", 0.15), ("fedavg", 2.5)):  # total_airtime_ms / 1000
+        assert [round(v, 9) for v in airtime["series"][f"algorithm={alg}"][0]] == [seconds]
+    with pytest.raises(UserError, match="--cost"):
+        make_plots([fake_sweep], out, "cost", cost="bits")
     with pytest.raises(UserError, match="no run matches"):
         make_plots([fake_sweep], out, "curves", where={"algorithm.name": "fedprox"})
     with pytest.raises(UserError, match="needs --x"):
