@@ -448,6 +448,8 @@ AXIS_NAMES = {
     "link.uplink_snr_db": "uplink SNR (dB)",
     "link.downlink_snr_db": "downlink SNR (dB)",
     "link.max_speed_kmh": "UE speed (km/h)",
+    "link.speed_kmh": "UE speed (km/h)",
+    "link.subcarrier_spacing_khz": "subcarrier spacing (kHz)",
     "link.cyclic_prefix_length": "cyclic prefix (samples)",
     "algorithm.lam": "lambda",
 }

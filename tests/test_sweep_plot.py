@@ -70,6 +70,9 @@ def test_plan_names_seeds_and_overrides(tiny_toml):
     rule = {"algorithm.name": "fedavg", "model.encoders": "heterogeneous"}
     names = [r.name for r in plan_runs(tiny_toml, enc, exclude=[rule])]
     assert len(names) == 3 and not any("fedavg__model.encoders=heterogeneous" in n for n in names)
+    # Keys unset by default are keys too (speeds: link.speed_kmh sets both ends).
+    speeds = plan_runs(tiny_toml, parse_grid(["link.speed_kmh=0,500"]))
+    assert [r.overrides[-1] for r in speeds] == ["link.speed_kmh=0", "link.speed_kmh=500"]
     # Unknown keys and seed conflicts end before anything runs.
     with pytest.raises(SweepError, match="unknown config key"):
         plan_runs(tiny_toml, parse_grid(["link.uplink_snr=0,1"]))
