@@ -88,12 +88,22 @@ def load_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
     return runs
 
 
+# Keys a set key decides: they say nothing of their own (link.speed_kmh sets both ends
+# of the speed range), so a run that sets it is grouped and labelled by it alone.
+DERIVED_KEYS = {"link.speed_kmh": ("link.min_speed_kmh", "link.max_speed_kmh")}
+
+
 def _setting(run: dict[str, Any], drop: tuple[str, ...] = ()) -> tuple:
+    config = run["config"]
+    derived = {d for k, ds in DERIVED_KEYS.items() if config.get(k) is not None for d in ds}
     return tuple(
         sorted(
             (k, v)
-            for k, v in run["config"].items()
-            if k not in SEED_KEYS and k not in drop and not k.startswith(IGNORED_PREFIXES)
+            for k, v in config.items()
+            if k not in SEED_KEYS
+            and k not in drop
+            and k not in derived
+            and not k.startswith(IGNORED_PREFIXES)
         )
     )
 

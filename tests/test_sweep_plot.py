@@ -324,7 +324,9 @@ def test_experiment_file_errors_name_the_key(tmp_path, capsys):
 # ---------------------------------------------------------------- plot, from fixtures
 
 
-def _fake_run(path: Path, algorithm: str, seed: int, snr: float, accs: list[float]) -> None:
+def _fake_run(
+    path: Path, algorithm: str, seed: int, snr: float, accs: list[float], *extra: str
+) -> None:
     path.mkdir(parents=True)
     cfg = load_config(
         None,
@@ -336,6 +338,7 @@ def _fake_run(path: Path, algorithm: str, seed: int, snr: float, accs: list[floa
             f"training.seed={seed}",
             f"link.uplink_snr_db={snr}",
             f"training.rounds={len(accs)}",
+            *extra,
         ],
     )
     (path / "config.toml").write_text(dumps_toml(cfg.to_dict()))
@@ -509,6 +512,27 @@ def test_plot_errors_are_one_line(tmp_path, capsys):
         make_plots([run], tmp_path / "o", "curves")
     with pytest.raises(UserError, match="no SNR results"):
         make_plots([run], tmp_path / "o", "snr")
+
+
+def test_plot_vs_speed_is_one_curve_per_spacing(tmp_path, drawn):
+    """link.speed_kmh sets min_speed_kmh and max_speed_kmh too; they differ with it but
+    must not split the curve."""
+    from semfed.plot import make_plots
+
+    root = tmp_path / "speeds"
+    for scs in (15, 120):
+        for speed in (0, 500):
+            for seed in (0, 1):
+                accs = [0.5 - speed / 10_000 * (scs == 15) + 0.01 * seed] * 2
+                extra = (f"link.speed_kmh={speed}", f"link.subcarrier_spacing_khz={scs}")
+                _fake_run(root / f"{scs}_{speed}_{seed}", "fedcl", seed, 10.0, accs, *extra)
+    make_plots([root], tmp_path / "figs", "vs", x="link.speed_kmh")
+    vs = _content(drawn[-1])
+    assert vs["xlabel"] == "UE speed (km/h)"
+    assert sorted(vs["series"]) == ["subcarrier_spacing_khz=120", "subcarrier_spacing_khz=15"]
+    x, y = vs["series"]["subcarrier_spacing_khz=15"]
+    assert x == [0.0, 500.0]
+    np.testing.assert_allclose(y, [50.5, 45.5])
 
 
 def test_plot_vs_cost_where_by_and_link(fake_sweep, tmp_path, drawn):
