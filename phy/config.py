@@ -86,6 +86,9 @@ class LinkConfig:
     carrier_frequency_ghz: float = 3.5
     min_speed_kmh: float = 0.0
     max_speed_kmh: float = 0.0
+    # Every UE at this one speed: sets min_speed_kmh and max_speed_kmh both (so a
+    # list of speeds is one key, ``--set link.speed_kmh=0,120,500``). Unset: the range.
+    speed_kmh: float | None = None
     # "mean": unit mean gain over realisations, fading kept (see phy.channels);
     # "slot": Sionna's normalize_channel=True, unit energy over every slot's grid.
     channel_normalization: Literal["mean", "slot"] = "mean"
@@ -98,6 +101,9 @@ class LinkConfig:
     uplink_snr_db: SnrDb = 10.0
     downlink_snr_db: SnrDb = 10.0
     precision: Literal["single", "double"] = "single"
+    # Airtime of the digital baselines' payloads (FedAvg's parameters, FedProto's
+    # prototypes): bits per data RE on the same grid (2: uncoded QPSK).
+    baseline_bits_per_symbol: float = 2.0
     # XLA-compile the link: 2-4x faster calls on CPU for a few seconds of
     # compilation per direction and input shape (every call of a run has one of a
     # few fixed shapes: full training batches, padded evaluation batches), once
@@ -164,6 +170,19 @@ class LinkConfig:
             raise LinkConfigError(
                 "carrier_frequency_ghz", self.carrier_frequency_ghz, "a positive number"
             )
+        if self.speed_kmh is not None:
+            if self.speed_kmh < 0:
+                raise LinkConfigError("speed_kmh", self.speed_kmh, "a number >= 0, or unset")
+            if (self.min_speed_kmh, self.max_speed_kmh) not in ((0.0, 0.0), (self.speed_kmh,) * 2):
+                raise LinkConfigError(
+                    "speed_kmh",
+                    self.speed_kmh,
+                    f"unset when min_speed_kmh / max_speed_kmh give a range ({self.min_speed_kmh}"
+                    f" / {self.max_speed_kmh}): give one speed or the range, not both",
+                )
+            # Frozen dataclass: the range is derived here, once.
+            object.__setattr__(self, "min_speed_kmh", float(self.speed_kmh))
+            object.__setattr__(self, "max_speed_kmh", float(self.speed_kmh))
         if self.min_speed_kmh < 0:
             raise LinkConfigError("min_speed_kmh", self.min_speed_kmh, "a number >= 0")
         if self.max_speed_kmh < self.min_speed_kmh:
@@ -171,6 +190,12 @@ class LinkConfig:
                 "max_speed_kmh",
                 self.max_speed_kmh,
                 f"a number >= min_speed_kmh ({self.min_speed_kmh})",
+            )
+        if self.baseline_bits_per_symbol <= 0:
+            raise LinkConfigError(
+                "baseline_bits_per_symbol",
+                self.baseline_bits_per_symbol,
+                "a positive number (bits per data RE; 2 is uncoded QPSK)",
             )
         for key in ("uplink_snr_db", "downlink_snr_db"):
             value = getattr(self, key)

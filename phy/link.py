@@ -288,8 +288,10 @@ class Link:
         slots = self.packing.pack(symbols)
         x = self._mapper(slots[:, tf.newaxis, tf.newaxis, :])
         no_slot = tf.repeat(no, num_slots)
-        y, h_freq = self._propagation(x, no_slot)
+        y, h_freq, ici_var = self._propagation(x, no_slot)
         h_hat, err_var = self._estimator(y, h_freq, no_slot)
+        # Inter-carrier interference (time domain, moving channel) counts as noise.
+        err_var = err_var + ici_var
         x_hat, mse = self._equalizer(y, h_hat, err_var, no_slot)
         return (
             self.packing.unpack(x_hat, num_users, num_samples),

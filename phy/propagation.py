@@ -10,6 +10,27 @@ inter-carrier interference. AWGN needs no channel model: noise is added on the
 grid with Sionna's ``AWGN`` and h = 1 (the time-domain round trip would be the
 identity).
 
+What perfect CSI knows in the time domain: the channel's taps averaged over
+each OFDM symbol's FFT window (after the cyclic prefix), turned into a
+frequency response with Sionna's ``time_to_ofdm_channel``. That average is
+the diagonal of the demodulated channel matrix, the gain a subcarrier's own
+symbol sees; what a channel moving within the symbol leaks from the other
+subcarriers (inter-carrier interference) stays in ``y`` as noise the receiver
+does not know. Sionna's ``time_to_ofdm_channel`` alone reads the taps at the
+window's first sample only; at high Doppler (500 km/h at 28 GHz with 15 kHz
+subcarriers turns the channel's phase by most of a cycle within one symbol)
+that is far from the gain the symbol sees, and the error would be an outdated
+estimate, not interference.
+
+The interference's power, averaged over the subcarriers of a symbol, is the
+taps' variance within the window summed over the taps,
+``sum_l mean_n |h[n, l] - hbar_l|^2``: the demodulated channel matrix has the
+squared Frobenius norm of the time-varying convolution (``sum_n sum_l
+|h[n, l]|^2``), of which the diagonal holds ``N sum_l |hbar_l|^2``. It is
+returned as ``ici_var`` for the equalizer to count as noise (a receiver
+measures its interference-plus-noise power), and it is 0 when the channel does
+not move within a symbol (frequency domain, static channels).
+
 Noise variance N0 is per complex RE (per sample in the time domain, which is
 the same after Sionna's unitary FFT).
 """
@@ -57,6 +78,9 @@ class Propagation:
         Received resource grids.
     h_freq : [batch, 1, 1, 1, 1, num_ofdm_symbols, fft_size], tf.complex
         True channel frequency response on every RE (what perfect CSI knows).
+    ici_var : tf.float, [] (0: no ICI) or [batch, 1, 1, 1, 1, num_ofdm_symbols, 1]
+        Inter-carrier interference power per RE of each OFDM symbol (unit-power
+        symbols), broadcastable to ``h_freq``.
     """
 
     def __init__(
@@ -126,13 +150,14 @@ class Propagation:
         """Whether the channel is simulated on the time-domain waveform."""
         return self._time_domain
 
-    def __call__(self, x: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def __call__(self, x: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        no_ici = tf.zeros([], no.dtype)
         if self._model is None:
             y = self._awgn(x, no)
             h_freq = tf.ones_like(x)[:, :, :, tf.newaxis, tf.newaxis]
-            return y, h_freq
+            return y, h_freq, no_ici
         if not self._time_domain:
-            return self._channel(x, no)
+            return (*self._channel(x, no), no_ici)
         batch_size = tf.shape(x)[0]
         if self._static:
             a, tau = self._model(batch_size, 1, self._rg.bandwidth)
@@ -149,5 +174,39 @@ class Propagation:
         if self._static:
             # time_to_ofdm_channel reads the taps at each OFDM symbol's start.
             h_time = tf.repeat(h_time, self._num_time_samples, axis=-2)
+            ici_var = no_ici
+        else:
+            h_time, ici_var = self._window_mean(h_time)
         h_freq = time_to_ofdm_channel(h_time, self._rg, self._l_min)
-        return y, h_freq
+        return y, h_freq, ici_var
+
+    def _window_mean(self, h_time: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Taps averaged over each OFDM symbol's FFT window, repeated over the symbol,
+        and the interference power their variation within the window causes.
+
+        Input
+        -----
+        h_time : [..., num_time_samples + l_tot - 1, l_tot], tf.complex
+            From ``GenerateTimeChannel`` (the tail covers the next slot's start).
+
+        Output
+        ------
+        : [..., num_time_samples, l_tot], tf.complex
+            Every sample of OFDM symbol i holds the mean of the taps over
+            samples ``i (N + CP) + CP`` to ``i (N + CP) + CP + N - 1`` (the
+            FFT window, where ``time_to_ofdm_channel`` reads them)
+        : [..., num_ofdm_symbols, 1], tf.float
+            ICI power per RE: ``sum_l mean_n |h[n, l] - hbar_l|^2`` over the window
+        """
+        cp, n = self._rg.cyclic_prefix_length, self._rg.fft_size
+        h_time = h_time[..., : self._num_time_samples, :]
+        shape = tf.shape(h_time)
+        per_symbol = tf.concat(
+            [shape[:-2], [self._rg.num_ofdm_symbols, n + cp], shape[-1:]], axis=0
+        )
+        symbols = tf.reshape(h_time, per_symbol)
+        window = symbols[..., cp:, :]
+        mean = tf.reduce_mean(window, axis=-2, keepdims=True)
+        spread = tf.reduce_mean(tf.abs(window - mean) ** 2, axis=-2)
+        ici_var = tf.reduce_sum(spread, axis=-1, keepdims=True)
+        return tf.reshape(tf.broadcast_to(mean, per_symbol), shape), ici_var

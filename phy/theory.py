@@ -89,6 +89,46 @@ def rayleigh_qpsk_ber(snr_db: ArrayLike) -> np.ndarray:
     return 0.5 * (1.0 - np.sqrt(g / (1.0 + g)))
 
 
+def jakes_ici_power(max_doppler_hz: float, subcarrier_spacing_hz: float, fft_size: int) -> float:
+    """Inter-carrier interference power per RE of a channel with Jakes' Doppler spectrum.
+
+    Over one OFDM symbol's FFT window of N samples (duration 1 / subcarrier
+    spacing) a subcarrier's own gain is the window mean of the channel, of mean
+    power ``(1 / N^2) sum_{n, m} J0(2 pi f_D (n - m) T_s)`` with
+    ``T_s = 1 / (N * spacing)``; with unit mean gain the rest of the power,
+    ``1 - that``, leaks to the other subcarriers as interference.
+
+    Input
+    -----
+    max_doppler_hz : float
+        f_D = v f_c / c.
+    subcarrier_spacing_hz : float
+    fft_size : int
+        N.
+
+    Output
+    ------
+    : float, ICI power per RE for unit-power symbols (0 for a static channel)
+    """
+    from scipy.special import j0
+
+    lags = np.arange(fft_size)[:, None] - np.arange(fft_size)[None, :]
+    ratio = max_doppler_hz / (subcarrier_spacing_hz * fft_size)
+    return float(1.0 - np.mean(j0(2.0 * np.pi * ratio * lags)))
+
+
+def rayleigh_ici_mmse_nmse(snr_db: ArrayLike, ici_power: float) -> np.ndarray:
+    """Biased-MMSE feature NMSE under Rayleigh fading with perfect CSI and ICI.
+
+    The subcarrier's own gain is Rayleigh with mean power ``1 - ici_power``;
+    interference (treated as Gaussian, its power known to the receiver) adds to
+    the noise, so this is :func:`rayleigh_mmse_nmse` at the effective N0
+    ``(N0 + ici_power) / (1 - ici_power)``.
+    """
+    n0 = (noise_variance(snr_db) + ici_power) / (1.0 - ici_power)
+    return rayleigh_mmse_nmse(-10.0 * np.log10(n0))
+
+
 def _fading(channel: str, csi: str, channel_normalization: str) -> str | None:
     """The fading ("awgn" or "rayleigh") where a closed form applies, else None."""
     if csi != "perfect":

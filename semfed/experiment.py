@@ -59,7 +59,7 @@ TOP_KEYS = {
     "dump_features",
 }
 SCALE_KEYS = {"seeds", "note", "set", "grid"}
-PLOT_KEYS = {"kind", "x", "metric", "where", "by", "name", "protocol"}
+PLOT_KEYS = {"kind", "x", "metric", "where", "by", "name", "protocol", "cost"}
 COMPARE_KEYS = {"by", "paired", "where", "name", "metric", "protocols"}
 PROTOCOLS = ("global", "personal", "masked")
 SIMPLE = re.compile(r"^[A-Za-z0-9_.+\-]+$")
@@ -245,6 +245,7 @@ def make_experiment_plots(exp: Experiment, scale: str, out: Path) -> list[Path]:
             x=p.get("x"),
             metric=p.get("metric", "final"),
             protocol=p.get("protocol"),
+            cost=p.get("cost", "load"),
             where=p.get("where"),
             by=p.get("by"),
             note=f"{exp.title} [{note or scale + ' scale'}]",

@@ -9,9 +9,11 @@
 * ``vs``: final (or oracle best) accuracy vs any config key ``x``
   (``partition.ways`` for accuracy vs m), one curve per other setting, mean and
   95 % interval over seeds as error bars.
-* ``cost``: final accuracy vs the communication load of the whole run (real
-  values sent: two per channel symbol, one per 32 parameter bits), one point
-  per setting.
+* ``cost``: final accuracy vs the communication cost of the whole run, one point
+  per setting: ``cost="load"`` (default) the real values sent (two per channel
+  symbol, one per 32 parameter bits), ``cost="airtime"`` the seconds on the air
+  (``total_airtime_ms``: OFDMA slots of the busiest client, uplink and downlink,
+  :mod:`phy.airtime`; the baselines' payloads at ``link.baseline_bits_per_symbol``).
 * ``link``: feature NMSE and QPSK BER vs SNR from ``semfed link --out DIR``
   (``DIR/link.csv``), one curve per channel, CSI and equalizer.
 * ``tsne``: t-SNE of the received test features (``features.npz`` from
@@ -38,6 +40,7 @@ from semfed.errors import UserError
 from semfed.sweep import SEED_KEYS  # runs differing only in these are seeds of one setting
 
 KINDS = ("curves", "snr", "vs", "cost", "link", "tsne")
+COSTS = ("load", "airtime")
 TSNE_MAX_POINTS = 2000
 # Keys that never define a distinct setting.
 IGNORED_PREFIXES = ("output.",)
@@ -85,12 +88,22 @@ def load_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
     return runs
 
 
+# Keys a set key decides: they say nothing of their own (link.speed_kmh sets both ends
+# of the speed range), so a run that sets it is grouped and labelled by it alone.
+DERIVED_KEYS = {"link.speed_kmh": ("link.min_speed_kmh", "link.max_speed_kmh")}
+
+
 def _setting(run: dict[str, Any], drop: tuple[str, ...] = ()) -> tuple:
+    config = run["config"]
+    derived = {d for k, ds in DERIVED_KEYS.items() if config.get(k) is not None for d in ds}
     return tuple(
         sorted(
             (k, v)
-            for k, v in run["config"].items()
-            if k not in SEED_KEYS and k not in drop and not k.startswith(IGNORED_PREFIXES)
+            for k, v in config.items()
+            if k not in SEED_KEYS
+            and k not in drop
+            and k not in derived
+            and not k.startswith(IGNORED_PREFIXES)
         )
     )
 
@@ -520,6 +533,8 @@ AXIS_NAMES = {
     "link.uplink_snr_db": "uplink SNR (dB)",
     "link.downlink_snr_db": "downlink SNR (dB)",
     "link.max_speed_kmh": "UE speed (km/h)",
+    "link.speed_kmh": "UE speed (km/h)",
+    "link.subcarrier_spacing_khz": "subcarrier spacing (kHz)",
     "link.cyclic_prefix_length": "cyclic prefix (samples)",
     "algorithm.lam": "lambda",
 }
@@ -534,18 +549,50 @@ def communication_load(run: dict[str, Any]) -> float | None:
     return 2.0 * (s[keys[0]] + s[keys[1]]) + s[keys[2]] / 32.0
 
 
+def airtime_s(run: dict[str, Any]) -> float | None:
+    """Seconds on the air over the whole run (``total_airtime_ms``), None when not recorded."""
+    ms = run["summary"].get("total_airtime_ms")
+    return None if ms is None else ms / 1000.0
+
+
+# cost -> (what a run costs, x-axis label, what the title calls it, file stem)
+_COSTS = {
+    "load": (
+        communication_load,
+        "communication load of the run (real values sent, log scale)",
+        "communication load",
+        "cost",
+    ),
+    "airtime": (
+        airtime_s,
+        "airtime of the run (s, OFDMA: clients in parallel, uplink + downlink; log scale)",
+        "airtime",
+        "cost_airtime",
+    ),
+}
+
+
 def plot_cost(
-    runs: list[dict[str, Any]], out: Path, note: str = "", protocol: str | None = None
+    runs: list[dict[str, Any]],
+    out: Path,
+    note: str = "",
+    protocol: str | None = None,
+    cost: str = "load",
 ) -> list[Path]:
-    """Final accuracy against the communication load of the run, one point per setting."""
+    """Final accuracy against the run's communication cost (``cost``: ``load`` or
+    ``airtime``, see :data:`COSTS`), one point per setting."""
+    if cost not in _COSTS:
+        raise UserError(f"--cost {cost!r}: expected one of {', '.join(COSTS)}")
+    measure, xlabel, what, stem = _COSTS[cost]
     protocol = _protocol(runs, protocol) if runs else "global"
-    runs = [r for r in runs if communication_load(r) and _final_acc(r, "final", protocol)]
+    runs = [r for r in runs if measure(r) and _final_acc(r, "final", protocol)]
     if not runs:
-        raise UserError("no finished run with communication totals in summary.json")
+        key = "total_airtime_ms" if cost == "airtime" else "communication totals"
+        raise UserError(f"no finished run with {key} in summary.json")
     groups, common = group_runs(runs)
     plt, fig, ax = _figure()
     for label, members in groups:
-        load = float(np.mean([communication_load(r) for r in members]))
+        load = float(np.mean([measure(r) for r in members]))
         accs = [_final_acc(r, "final", protocol) * 100 for r in members]
         _error_bars(ax, [load], [accs], label)
         ax.annotate(
@@ -556,13 +603,13 @@ def plot_cost(
             textcoords="offset points",
         )
     ax.set_xscale("log")
-    ax.set_xlabel("communication load of the run (real values sent, log scale)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("final test accuracy (%)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    head = "Final accuracy vs communication load (mean, 95 % interval)"
+    head = f"Final accuracy vs {what} (mean, 95 % interval)"
     ax.set_title(title_for(common, runs, head, note, protocol), fontsize=9)
-    return _save(plt, fig, out, "cost")
+    return _save(plt, fig, out, stem)
 
 
 def plot_link(paths: list[Path], out: Path, note: str = "") -> list[Path]:
@@ -608,11 +655,13 @@ def make_plots(
     note: str = "",
     prefix: str = "",
     protocol: str | None = None,
+    cost: str = "load",
 ) -> list[Path]:
     """The figures of ``kind`` (PNG and PDF) in ``out``; returns their paths.
 
     ``x``: the key of kind ``vs``; ``metric``: final or oracle_best (kind ``vs``);
     ``protocol``: global, personal or masked (default: the runs' own);
+    ``cost``: load or airtime (kind ``cost``);
     ``where``: keep runs whose config has these values; ``by``: one figure per
     value of this key; ``note``: appended to every title; ``prefix``: put before
     every file name.
@@ -625,6 +674,8 @@ def make_plots(
         raise UserError(f"--metric {metric!r}: expected one of {', '.join(METRICS)}")
     if protocol is not None and protocol not in ("global", "personal", "masked"):
         raise UserError(f"--protocol {protocol!r}: expected global, personal or masked")
+    if cost not in COSTS:
+        raise UserError(f"--cost {cost!r}: expected one of {', '.join(COSTS)}")
     out = Path(out)
     if kind == "link":
         return _renamed(plot_link([Path(p) for p in paths], out, note), prefix)
@@ -644,8 +695,10 @@ def make_plots(
             paths_made = plot_vs(part, out, x, metric, note, protocol)
         elif kind == "tsne":
             paths_made = plot_tsne(part, out, note)
+        elif kind == "cost":
+            paths_made = plot_cost(part, out, note, protocol, cost)
         else:
-            fn = {"curves": plot_curves, "snr": plot_snr, "cost": plot_cost}
+            fn = {"curves": plot_curves, "snr": plot_snr}
             paths_made = fn[kind](part, out, note, protocol)
         made += _renamed(paths_made, prefix + tag)
     return made

@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from phy.airtime import Airtime, feature_slots, payload_slots, round_airtime
 from phy.config import LinkConfig
 from phy.features import normalize_power
 
-__all__ = ["RadioLinks", "normalize_power"]
+__all__ = [
+    "Airtime",
+    "RadioLinks",
+    "feature_slots",
+    "normalize_power",
+    "payload_slots",
+    "round_airtime",
+]
 
 
 class RadioLinks:

@@ -34,7 +34,14 @@ from semfed.streams import generator
 RESUMABLE_CHANGES = {"training.rounds", "training.checkpoint_every", "evaluation", "output"}
 
 # Per-round communication of every algorithm (docs/algorithms.md, "Communication accounting").
-COMMUNICATION_KEYS = ("uplink_symbols", "downlink_symbols", "param_bits")
+COMMUNICATION_KEYS = (
+    "uplink_symbols",
+    "downlink_symbols",
+    "param_bits",
+    "uplink_slots",
+    "downlink_slots",
+    "airtime_ms",
+)
 
 
 class RunDirError(ConfigError):
@@ -193,7 +200,7 @@ def run_training(
                 **asdict(stats),
             }
             for key in COMMUNICATION_KEYS:
-                totals[f"total_{key}"] += int(record[key])
+                totals[f"total_{key}"] += record[key]
             record.update(totals)
             last = t == config.training.rounds - 1
             if (t + 1) % config.evaluation.every == 0 or last:

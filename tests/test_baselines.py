@@ -237,14 +237,31 @@ def sweep(tmp_path_factory):
     return get
 
 
-def _hand_count(name: str, classes: list[tuple[int, ...]]) -> dict[str, int]:
+# The tiny setting's grid (the link's defaults): 4 RBs = 48 subcarriers x 14 OFDM
+# symbols at 30 kHz, pilots on symbols 2 and 11, so 12 x 48 = 576 data REs per slot
+# and a slot lasts 0.5 ms (numerology mu = 1).
+DATA_RES, SLOT_MS = 576, 0.5
+
+
+def _slots(bits: int) -> int:
+    """Slots for one client's payload of ``bits`` at 2 bits per RE (uncoded QPSK)."""
+    return -(-(bits // 2) // DATA_RES)  # ceil(ceil(bits / 2) / 576); bits are even here
+
+
+def _hand_count(name: str, classes: list[tuple[int, ...]]) -> dict[str, int | float]:
     """Per-round communication of the tiny setting, counted by hand."""
     if name.startswith("fedcl"):
-        # every client sends E * B = D_K features up and gets D_K gradients down, d/2 symbols each
+        # every client sends E * B = D_K features up and gets D_K gradients down, d/2 symbols each;
+        # a slot holds floor(576 / 32) = 18 samples, so each mini-batch of B = 16 takes one
+        # slot each way: D_K / B = 6 slots up and 6 down, the 3 clients in parallel:
+        # 12 slots x 0.5 ms = 6 ms a round.
         return {
             "uplink_symbols": K * D_K * D // 2,
             "downlink_symbols": K * D_K * D // 2,
             "param_bits": 0,
+            "uplink_slots": D_K // B,
+            "downlink_slots": D_K // B,
+            "airtime_ms": 2 * (D_K // B) * SLOT_MS,
         }
     if name == "fedavg":
         # DCGAN encoder of width 8 on 16x16x3 images (16 -> 8 -> 4 -> 2), decoder 64-32-10
@@ -256,17 +273,28 @@ def _hand_count(name: str, classes: list[tuple[int, ...]]) -> dict[str, int]:
         )
         decoder = (D * 32 + 32) + (32 * 10 + 10)
         local_norm = 4 * 16 + 4 * 32  # FedBN (the default): batch norm is never sent
+        shared = encoder - local_norm + decoder  # 21,298 parameters: 681,536 bits
+        # each client sends them up and gets the average down, in parallel:
+        # 340,768 QPSK symbols, ceil(340,768 / 576) = 592 slots each way, 1,184 x 0.5 ms
+        # = 592 ms a round
         return {
             "uplink_symbols": 0,
             "downlink_symbols": 0,
-            "param_bits": 2 * K * (encoder - local_norm + decoder) * 32,
+            "param_bits": 2 * K * shared * 32,
+            "uplink_slots": _slots(shared * 32),
+            "downlink_slots": _slots(shared * 32),
+            "airtime_ms": 2 * _slots(shared * 32) * SLOT_MS,
         }
-    # fedproto: each client's 3 prototypes up, every present class's prototype down to each
+    # fedproto: each client's 3 prototypes up, every present class's prototype down to each;
+    # up: 3 x 64 x 32 = 6,144 bits = 3,072 QPSK symbols = ceil(3072 / 576) = 6 slots
     present = len(set().union(*classes))
     return {
         "uplink_symbols": 0,
         "downlink_symbols": 0,
         "param_bits": (K * 3 * D + K * present * D) * 32,
+        "uplink_slots": 6,
+        "downlink_slots": _slots(present * D * 32),
+        "airtime_ms": (6 + _slots(present * D * 32)) * SLOT_MS,
     }
 
 
@@ -283,9 +311,9 @@ def test_each_algorithm_learns_and_accounts_its_communication(sweep, name, data)
     for r in records:
         for key, value in hand.items():
             assert r[key] == value, (key, r[key], value)
-            assert r[f"total_{key}"] == value * (r["round"] + 1)  # round 0 counted too
+            assert r[f"total_{key}"] == pytest.approx(value * (r["round"] + 1))  # round 0 too
     for key, value in hand.items():
-        assert summary[f"total_{key}"] == 3 * value
+        assert summary[f"total_{key}"] == pytest.approx(3 * value)
     for protocol in ("global", "personal", "masked"):
         assert len(records[-1][f"test_acc_{protocol}_per_client"]) == K
         assert summary[f"final_test_acc_{protocol}"] > 0.5, (protocol, summary)

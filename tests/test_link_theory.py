@@ -167,3 +167,41 @@ def test_slot_sums_follow_the_packing():
     packing = SlotPacking(symbols_per_sample=8, num_data_res=576, samples_per_slot=72)
     assert packing.slot_sums(np.ones(200)).tolist() == [72.0, 72.0, 56.0]
     assert packing.slot_sums(np.arange(6).reshape(2, 3)).tolist() == [[3], [12]]
+
+
+def test_numerology_figure_draws_nmse_and_ber_against_speed(tmp_path):
+    from phy.numerology_figure import main, numerology_figure, read_rows
+
+    path = tmp_path / "link.csv"
+    fields = ["channel", "csi", "equalizer", "carrier_frequency_ghz"]
+    fields += ["subcarrier_spacing_khz", "speed_kmh", "snr_db", "feature_nmse"]
+    fields += ["feature_nmse_low", "feature_nmse_high", "ber_qpsk", "ber_qpsk_low", "ber_qpsk_high"]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        for channel in ("tdl-a", "cdl-a"):
+            for scs in (15, 120):
+                for speed in (0, 500):
+                    for snr in (10, 30):
+                        nmse = 0.01 * (1 + speed / scs)
+                        writer.writerow(
+                            dict(zip(fields, [channel, "perfect", "mmse", 28, scs, speed, snr,
+                                              nmse, nmse / 2, nmse * 2, nmse / 10, nmse / 20,
+                                              nmse / 5], strict=True))
+                        )  # fmt: skip
+    fig = numerology_figure(read_rows(path), 30.0)
+    nmse_ax, ber_ax = fig.axes[0], fig.axes[2]  # columns: (cdl-a, 28), (tdl-a, 28)
+    assert nmse_ax.get_title() == "CDL-A, 28 GHz" and nmse_ax.get_ylabel() == "feature NMSE [dB]"
+    curves = {c.get_label(): c.lines[0] for c in nmse_ax.containers}
+    assert sorted(curves) == ["120 kHz, perfect CSI", "15 kHz, perfect CSI"]
+    line = curves["15 kHz, perfect CSI"]
+    assert list(line.get_xdata()) == [0.0, 500.0]
+    want = [10 * math.log10(0.01), 10 * math.log10(0.01 * (1 + 500 / 15))]
+    np.testing.assert_allclose(np.asarray(line.get_ydata(), float), want, rtol=1e-9)
+    ber = {c.get_label(): c.lines[0] for c in ber_ax.containers}
+    got = np.asarray(ber["120 kHz, perfect CSI"].get_ydata(), float)
+    np.testing.assert_allclose(got, [1e-3, 1e-3 * 62 / 12])
+    with pytest.raises(ValueError, match="no rows at SNR"):
+        numerology_figure(read_rows(path), 20.0)
+    assert main([str(path), "--snr", "10", "--out", str(tmp_path / "n.png")]) == 0
+    assert (tmp_path / "n.png").read_bytes()[:4] == b"\x89PNG"

@@ -70,6 +70,9 @@ def test_plan_names_seeds_and_overrides(tiny_toml):
     rule = {"algorithm.name": "fedavg", "model.encoders": "heterogeneous"}
     names = [r.name for r in plan_runs(tiny_toml, enc, exclude=[rule])]
     assert len(names) == 3 and not any("fedavg__model.encoders=heterogeneous" in n for n in names)
+    # Keys unset by default are keys too (speeds: link.speed_kmh sets both ends).
+    speeds = plan_runs(tiny_toml, parse_grid(["link.speed_kmh=0,500"]))
+    assert [r.overrides[-1] for r in speeds] == ["link.speed_kmh=0", "link.speed_kmh=500"]
     # Unknown keys and seed conflicts end before anything runs.
     with pytest.raises(SweepError, match="unknown config key"):
         plan_runs(tiny_toml, parse_grid(["link.uplink_snr=0,1"]))
@@ -343,7 +346,9 @@ def test_experiment_file_errors_name_the_key(tmp_path, capsys):
 # ---------------------------------------------------------------- plot, from fixtures
 
 
-def _fake_run(path: Path, algorithm: str, seed: int, snr: float, accs: list[float]) -> None:
+def _fake_run(
+    path: Path, algorithm: str, seed: int, snr: float, accs: list[float], *extra: str
+) -> None:
     path.mkdir(parents=True)
     cfg = load_config(
         None,
@@ -355,6 +360,7 @@ def _fake_run(path: Path, algorithm: str, seed: int, snr: float, accs: list[floa
             f"training.seed={seed}",
             f"link.uplink_snr_db={snr}",
             f"training.rounds={len(accs)}",
+            *extra,
         ],
     )
     (path / "config.toml").write_text(dumps_toml(cfg.to_dict()))
@@ -373,6 +379,7 @@ def _fake_run(path: Path, algorithm: str, seed: int, snr: float, accs: list[floa
         "total_uplink_symbols": 1000 if algorithm == "fedcl" else 0,
         "total_downlink_symbols": 1000 if algorithm == "fedcl" else 0,
         "total_param_bits": 0 if algorithm == "fedcl" else 32 * 10**6,
+        "total_airtime_ms": 150.0 if algorithm == "fedcl" else 2500.0,
     }
     (path / "summary.json").write_text(json.dumps(summary))
 
@@ -561,6 +568,27 @@ def test_plot_errors_are_one_line(tmp_path, capsys):
         make_plots([run], tmp_path / "o", "snr")
 
 
+def test_plot_vs_speed_is_one_curve_per_spacing(tmp_path, drawn):
+    """link.speed_kmh sets min_speed_kmh and max_speed_kmh too; they differ with it but
+    must not split the curve."""
+    from semfed.plot import make_plots
+
+    root = tmp_path / "speeds"
+    for scs in (15, 120):
+        for speed in (0, 500):
+            for seed in (0, 1):
+                accs = [0.5 - speed / 10_000 * (scs == 15) + 0.01 * seed] * 2
+                extra = (f"link.speed_kmh={speed}", f"link.subcarrier_spacing_khz={scs}")
+                _fake_run(root / f"{scs}_{speed}_{seed}", "fedcl", seed, 10.0, accs, *extra)
+    make_plots([root], tmp_path / "figs", "vs", x="link.speed_kmh")
+    vs = _content(drawn[-1])
+    assert vs["xlabel"] == "UE speed (km/h)"
+    assert sorted(vs["series"]) == ["subcarrier_spacing_khz=120", "subcarrier_spacing_khz=15"]
+    x, y = vs["series"]["subcarrier_spacing_khz=15"]
+    assert x == [0.0, 500.0]
+    np.testing.assert_allclose(y, [50.5, 45.5])
+
+
 def test_plot_vs_cost_where_by_and_link(fake_sweep, tmp_path, drawn):
     from semfed.plot import communication_load, load_runs, make_plots
 
@@ -602,6 +630,16 @@ def test_plot_vs_cost_where_by_and_link(fake_sweep, tmp_path, drawn):
     for alg in ("fedavg", "fedcl"):  # one point per setting, at its load
         assert cost["series"][f"algorithm={alg}"][0] == [loads[alg]]
         np.testing.assert_allclose(cost["series"][f"algorithm={alg}"][1], [_fake_mean(alg, 10, 2)])
+    snr10 = {"link.uplink_snr_db": 10.0}
+    made = make_plots([fake_sweep], out, "cost", cost="airtime", where=snr10, prefix="fig_")
+    assert _names(made) == {"fig_cost_airtime.png", "fig_cost_airtime.pdf"}
+    airtime = _content(drawn[-1])
+    assert airtime["xlabel"].startswith("airtime of the run (s")
+    assert "airtime" in airtime["title"] and drawn[-1].axes[0].get_xscale() == "log"
+    for alg, seconds in (("fedcl", 0.15), ("fedavg", 2.5)):  # total_airtime_ms / 1000
+        assert [round(v, 9) for v in airtime["series"][f"algorithm={alg}"][0]] == [seconds]
+    with pytest.raises(UserError, match="--cost"):
+        make_plots([fake_sweep], out, "cost", cost="bits")
     with pytest.raises(UserError, match="no run matches"):
         make_plots([fake_sweep], out, "curves", where={"algorithm.name": "fedprox"})
     with pytest.raises(UserError, match="needs --x"):

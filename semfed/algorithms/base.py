@@ -33,7 +33,14 @@ from semfed.losses import (
     local_centroids,
     regularized_task_loss,
 )
-from semfed.radio import RadioLinks, normalize_power
+from semfed.radio import (
+    Airtime,
+    RadioLinks,
+    feature_slots,
+    normalize_power,
+    payload_slots,
+    round_airtime,
+)
 from semfed.workspace import Workspace, Workspaces
 
 BITS_PER_NUMBER = 32  # parameters and prototypes travel as float32
@@ -126,7 +133,8 @@ class LocalPass:
     counts float32 [C], sq_sums float32 [C]: per-class sums of the received
     features, their number and the sums of their squared norms (eq. 7 and the
     within-class spread); samples: E * B, the samples that went through the
-    encoder this round.
+    encoder this round; num_batches: E, the mini-batches (one link call each
+    way in FedCL) of ``config.training.batch_size`` samples.
     """
 
     losses: list[float]
@@ -136,6 +144,7 @@ class LocalPass:
     counts: tf.Tensor
     sq_sums: tf.Tensor
     samples: int
+    num_batches: int
 
     def centroids(self) -> tuple[tf.Tensor, tf.Tensor]:
         """Eq. 7: (local centroids float32 [P, d], their classes int32 [P])."""
@@ -287,7 +296,8 @@ class Algorithm:
 
     def run_round(self, round_index: int, rng: np.random.Generator):
         """One communication round; returns a dataclass of statistics with at least
-        ``train_loss``, ``uplink_symbols``, ``downlink_symbols`` and ``param_bits``."""
+        ``train_loss``, ``uplink_symbols``, ``downlink_symbols``, ``param_bits``,
+        ``uplink_slots``, ``downlink_slots`` and ``airtime_ms`` (:mod:`phy.airtime`)."""
         raise NotImplementedError
 
     def aggregate(self, passes: list[LocalPass], round_index: int = -1):
@@ -367,7 +377,27 @@ class Algorithm:
             tf.reduce_sum(tf.square(f_hat), axis=1), labels, self.num_classes
         )
         losses, ces, regs = (t.numpy().astype(float).tolist() for t in (loss, ce, reg))
-        return LocalPass(losses, ces, regs, sums, counts, sq_sums, int(schedule.size))
+        return LocalPass(
+            losses, ces, regs, sums, counts, sq_sums, int(schedule.size), len(schedule)
+        )
+
+    def feature_airtime(self, passes: list[LocalPass]) -> Airtime:
+        """Airtime of a split-learning round: each client's mini-batches go up as
+        features and come down as gradients, one link call of B samples each way
+        (:func:`phy.airtime.feature_slots`), the clients in parallel (OFDMA)."""
+        link, batch = self.config.link, self.config.training.batch_size
+        slots = [feature_slots(link, self.feature_dim, [batch] * p.num_batches) for p in passes]
+        return round_airtime(link, slots, slots)
+
+    def payload_airtime(self, uplink_bits: list[int], downlink_bits: list[int]) -> Airtime:
+        """Airtime of digital payloads, bits per client each way, at
+        ``link.baseline_bits_per_symbol`` on the same grid, the clients in parallel."""
+        link = self.config.link
+        return round_airtime(
+            link,
+            [payload_slots(link, b) for b in uplink_bits],
+            [payload_slots(link, b) for b in downlink_bits],
+        )
 
     def make_local_model_step(self, client: Client | Workspace, lam: float):
         """The compiled step of a client holding the whole model (FedAvg, FedProto):

@@ -24,7 +24,7 @@ client's weights.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
@@ -51,6 +51,10 @@ class FedAvgStats:
     uplink_symbols: int = 0  # the features stay inside each client's model
     downlink_symbols: int = 0
     param_bits: int = 0  # every parameter up and the average down, per client
+    # Those bits at link.baseline_bits_per_symbol, clients in parallel (phy.airtime).
+    uplink_slots: int = 0
+    downlink_slots: int = 0
+    airtime_ms: float = 0.0
 
 
 class FedAvg(Algorithm):
@@ -130,10 +134,12 @@ class FedAvg(Algorithm):
     def run_round(self, round_index: int, rng: np.random.Generator) -> FedAvgStats:
         passes = self.train_clients(round_index, rng)
         self.aggregate(passes, round_index)
+        bits = [self.num_parameters * BITS_PER_NUMBER] * len(self.clients)
         return FedAvgStats(
             train_loss=mean_of(passes, "losses"),
             task_loss=mean_of(passes, "task_losses"),
-            param_bits=2 * len(self.clients) * self.num_parameters * BITS_PER_NUMBER,
+            param_bits=2 * sum(bits),
+            **asdict(self.payload_airtime(bits, bits)),
         )
 
     def models(self) -> dict[str, keras.Model]:

@@ -22,7 +22,7 @@ The two ablations share everything but the centroids:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
@@ -104,6 +104,9 @@ class RoundStats:
     uplink_symbols: int = 0  # features: E * B * d/2 per client
     downlink_symbols: int = 0  # cut-layer gradients: E * B * d/2 per client
     param_bits: int = 0  # no parameters travel
+    uplink_slots: int = 0  # the busiest client's slots (clients in parallel, phy.airtime)
+    downlink_slots: int = 0
+    airtime_ms: float = 0.0  # (uplink_slots + downlink_slots) * slot duration
 
 
 class FedCL(Algorithm):
@@ -287,6 +290,7 @@ class FedCL(Algorithm):
             centroid_norm=None,
             uplink_symbols=sent,
             downlink_symbols=sent,
+            **asdict(self.feature_airtime(passes)),
         )
         if self.centroid_source != "none":
             stats.regularizer = mean_of(passes, "regularizers")

@@ -23,7 +23,7 @@ and the client's own decoder as ``personal`` (and ``masked``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import keras
 import numpy as np
@@ -52,6 +52,10 @@ class FedProtoStats:
     uplink_symbols: int = 0  # the features stay inside each client's model
     downlink_symbols: int = 0
     param_bits: int = 0  # local prototypes up, global prototypes down
+    # Those bits at link.baseline_bits_per_symbol, clients in parallel (phy.airtime).
+    uplink_slots: int = 0
+    downlink_slots: int = 0
+    airtime_ms: float = 0.0
 
 
 class FedProto(Algorithm):
@@ -101,14 +105,15 @@ class FedProto(Algorithm):
         passes = self.train_clients(round_index, rng)
         sent = self.aggregate(passes, round_index)
         num_prototypes = int(self.prototypes["mask"].numpy().sum())
-        up = sum(sent) * self.feature_dim * BITS_PER_NUMBER
-        down = len(self.clients) * num_prototypes * self.feature_dim * BITS_PER_NUMBER
+        up = [n * self.feature_dim * BITS_PER_NUMBER for n in sent]
+        down = [num_prototypes * self.feature_dim * BITS_PER_NUMBER] * len(self.clients)
         return FedProtoStats(
             train_loss=mean_of(passes, "losses"),
             task_loss=mean_of(passes, "task_losses"),
             regularizer=mean_of(passes, "regularizers"),
             num_prototypes=num_prototypes,
-            param_bits=up + down,
+            param_bits=sum(up) + sum(down),
+            **asdict(self.payload_airtime(up, down)),
         )
 
     def make_evaluator(self, batch_size: int) -> Evaluator:

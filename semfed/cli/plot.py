@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and min-max band over seeds. snr: final accuracy vs SNR, one curve per setting "
         "(usually the algorithm), from test_acc_by_snr or a sweep over link.uplink_snr_db. "
         "vs: final accuracy vs any config key (--x partition.ways: accuracy vs m). "
-        "cost: final accuracy vs the run's communication load. link: NMSE and BER vs SNR "
+        "cost: final accuracy vs the run's communication load (--cost airtime: vs its "
+        "seconds on the air). link: NMSE and BER vs SNR "
         "from semfed link's DIR/link.csv. "
         "tsne: t-SNE of DIR/features.npz (--dump-features) coloured by class.",
     )
@@ -24,6 +25,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--kind", default="curves", choices=("curves", "snr", "vs", "cost", "link", "tsne")
     )
     p.add_argument("--x", metavar="KEY", help="config key on the x axis of --kind vs")
+    p.add_argument(
+        "--cost",
+        default="load",
+        choices=("load", "airtime"),
+        help="x axis of --kind cost: load (real values sent, default) or airtime (seconds "
+        "on the air: OFDMA slots of the busiest client, uplink + downlink)",
+    )
     p.add_argument(
         "--metric",
         default="final",
@@ -66,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         by=args.by,
         note=args.note,
         protocol=args.protocol,
+        cost=args.cost,
     )
     for path in paths:
         print(path)
