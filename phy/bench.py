@@ -95,7 +95,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-xla", action="store_true", help="skip the XLA-compiled links")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--antennas", default="1,2,4,8", help="comma list of N_r for the antenna cases"
+        "--channels",
+        default=",".join(CHANNELS),
+        help="comma list of channels of the single-antenna cases (empty: none; TDL-A adds "
+        "its time-domain case)",
+    )
+    parser.add_argument(
+        "--antennas", default="1,2,4,8", help="comma list of N_r (empty: no antenna cases)"
     )
     parser.add_argument("--antenna-channel", default="tdl-a", help="channel of the antenna cases")
     args = parser.parse_args(argv)
@@ -116,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'channel':<9} {'domain':<10} {'compile':<8} {'ms/call':>8} {'Msym/s':>7} "
         f"{'link/encoder':>13}"
     )
-    cases = [(name, "frequency") for name in CHANNELS] + [("tdl-a", "time")]
+    channels = [c for c in args.channels.split(",") if c]
+    cases = [(name, "frequency") for name in channels]
+    cases += [("tdl-a", "time")] if "tdl-a" in channels else []
     for name, domain in cases:
         config = LinkConfig(channel=name, csi=args.csi, domain=domain)
         for jit in modes:
