@@ -7,7 +7,10 @@ each) through a compiled :class:`~phy.link.Link` and prints complex symbols
 per second and the time of one call. The reference is one training step
 (forward, backward, Adam) of a DCGAN-like encoder on the same U x B 32x32x3
 images, measured in the same run; the ratio link / encoder is what the link
-adds to a training step. This is a benchmark, not a test.
+adds to a training step. Then the uplink's time against the number of BS
+antennas N_r (``--antennas``, default 1, 2, 4, 8; ``--antenna-channel``,
+default TDL-A), with the ratio to N_r = 1, for the configured equalizer combining
+the antennas and for maximum-ratio combining. This is a benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -91,6 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--csi", default="ls", choices=("perfect", "ls"))
     parser.add_argument("--no-xla", action="store_true", help="skip the XLA-compiled links")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--channels",
+        default=",".join(CHANNELS),
+        help="comma list of channels of the single-antenna cases (empty: none; TDL-A adds "
+        "its time-domain case)",
+    )
+    parser.add_argument(
+        "--antennas", default="1,2,4,8", help="comma list of N_r (empty: no antenna cases)"
+    )
+    parser.add_argument("--antenna-channel", default="tdl-a", help="channel of the antenna cases")
     args = parser.parse_args(argv)
     set_seed(args.seed)
     tf.random.set_seed(args.seed)
@@ -109,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'channel':<9} {'domain':<10} {'compile':<8} {'ms/call':>8} {'Msym/s':>7} "
         f"{'link/encoder':>13}"
     )
-    cases = [(name, "frequency") for name in CHANNELS] + [("tdl-a", "time")]
+    channels = [c for c in args.channels.split(",") if c]
+    cases = [(name, "frequency") for name in channels]
+    cases += [("tdl-a", "time")] if "tdl-a" in channels else []
     for name, domain in cases:
         config = LinkConfig(channel=name, csi=args.csi, domain=domain)
         for jit in modes:
@@ -121,6 +136,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{symbols / link_s / 1e6:7.2f} {link_s / encoder_s:13.4f}",
                 flush=True,
             )
+    antennas = [int(n) for n in args.antennas.split(",") if n]
+    if antennas:
+        print(f"uplink vs BS antennas N_r ({args.antenna_channel}, CSI {args.csi}):")
+        print(f"{'N_r':>4} {'combining':<10} {'compile':<8} {'ms/call':>8} {'x N_r=1':>8}")
+    for combining in ("equalizer", "mrc") if antennas else ():
+        for jit in modes:
+            first = None
+            for n in antennas:
+                config = LinkConfig(
+                    channel=args.antenna_channel, csi=args.csi, bs_antennas=n, combining=combining
+                )
+                link_s = seconds_per_call(
+                    link_step(config, args.users, args.samples, args.feature_dim, jit),
+                    args.repeats,
+                )
+                first = first or link_s
+                print(
+                    f"{n:>4} {combining:<10} {'xla' if jit else 'graph':<8} {link_s * 1e3:8.1f} "
+                    f"{link_s / first:8.2f}",
+                    flush=True,
+                )
     return 0
 
 

@@ -31,6 +31,7 @@ import tensorflow as tf
 from sionna.phy.channel import ChannelModel, RayleighBlockFading, gen_single_sector_topology
 from sionna.phy.channel.tr38901 import CDL, TDL, PanelArray, RMa, UMa, UMi
 
+from phy.antennas import bs_antenna_count, bs_array, bs_correlation
 from phy.config import CHANNEL_MODELS, LinkConfig, LinkConfigError
 
 Direction = Literal["uplink", "downlink"]
@@ -65,6 +66,8 @@ class SingleSectorChannel(ChannelModel):
     min_speed_ms, max_speed_ms : float
         Range of the UT speed [m/s], drawn uniformly per drop.
     precision : "single" | "double"
+    bs_array : PanelArray or None
+        The BS's array (None: one omni element, see ``phy.antennas``).
     los : None | bool
         None (default): each drop is line-of-sight or not with the scenario's
         probability (Sionna's draw). True or False: every drop is LoS, or NLoS
@@ -93,6 +96,7 @@ class SingleSectorChannel(ChannelModel):
         max_speed_ms: float,
         precision: str,
         los: bool | None = None,
+        bs_array: PanelArray | None = None,
     ) -> None:
         super().__init__(precision=precision)
         self._scenario = scenario
@@ -101,7 +105,7 @@ class SingleSectorChannel(ChannelModel):
         self._max_speed = max_speed_ms
         arrays = {
             "ut_array": single_element_array(carrier_frequency_hz, precision),
-            "bs_array": single_element_array(carrier_frequency_hz, precision),
+            "bs_array": bs_array or single_element_array(carrier_frequency_hz, precision),
         }
         common = {
             "carrier_frequency": carrier_frequency_hz,
@@ -143,7 +147,9 @@ def build_channel_model(config: LinkConfig, direction: Direction = "uplink") -> 
     -----
     config : LinkConfig
         Uses ``channel``, ``delay_spread_ns``, ``carrier_frequency_ghz``,
-        ``min_speed_kmh``, ``max_speed_kmh`` and ``precision``.
+        ``min_speed_kmh``, ``max_speed_kmh``, ``precision`` and the BS's antennas
+        (``bs_antennas``, ``precoding``, ``rx_correlation``, ``bs_array``; see
+        ``phy.antennas``).
     direction : "uplink" | "downlink"
         Which end transmits (CDL and the 38.901 scenarios are not reciprocal in
         their angles).
@@ -164,33 +170,51 @@ def build_channel_model(config: LinkConfig, direction: Direction = "uplink") -> 
     precision = config.precision
     if name == "awgn":
         return None
+    # The BS's antennas (phy.antennas): receive side on the uplink, transmit side on the downlink.
+    num_bs = bs_antenna_count(config, direction)
+    uplink = direction == "uplink"
+    ants = (
+        {"num_rx_ant": num_bs, "num_tx_ant": 1}
+        if uplink
+        else {"num_rx_ant": 1, "num_tx_ant": num_bs}
+    )
     if name == "rayleigh":
-        return RayleighBlockFading(
-            num_rx=1, num_rx_ant=1, num_tx=1, num_tx_ant=1, precision=precision
-        )
+        return RayleighBlockFading(num_rx=1, num_tx=1, precision=precision, **ants)
     family, letter = name.split("-") if "-" in name else (name, "")
     if family == "tdl":
+        corr = bs_correlation(config, num_bs)
         return TDL(
             model=letter.upper(),
             delay_spread=delay_spread,
             carrier_frequency=fc,
             min_speed=min_speed,
             max_speed=max_speed,
+            rx_corr_mat=corr if uplink else None,
+            tx_corr_mat=None if uplink else corr,
             precision=precision,
+            **ants,
         )
+    array = _bs_array(config, num_bs, fc)
     if family == "cdl":
         return CDL(
             model=letter.upper(),
             delay_spread=delay_spread,
             carrier_frequency=fc,
             ut_array=single_element_array(fc, precision),
-            bs_array=single_element_array(fc, precision),
+            bs_array=array,
             direction=direction,
             min_speed=min_speed,
             max_speed=max_speed,
             precision=precision,
         )
-    return SingleSectorChannel(name, fc, direction, min_speed, max_speed, precision)
+    return SingleSectorChannel(name, fc, direction, min_speed, max_speed, precision, bs_array=array)
+
+
+def _bs_array(config: LinkConfig, num_antennas: int, fc: float) -> PanelArray:
+    """One omni element as before for a single-antenna ULA, else ``phy.antennas.bs_array``."""
+    if num_antennas == 1 and config.bs_array == "ula":
+        return single_element_array(fc, config.precision)
+    return bs_array(config, num_antennas, fc)
 
 
 def maximum_delay_s(model: ChannelModel | None) -> float:

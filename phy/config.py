@@ -60,6 +60,9 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "domain": ("frequency", "time"),
     "channel_normalization": ("mean", "slot"),
     "precision": ("single", "double"),
+    "combining": ("equalizer", "mrc"),
+    "precoding": ("mrt", "none"),
+    "bs_array": ("ula", "panel"),
 }
 
 
@@ -97,6 +100,18 @@ class LinkConfig:
     interpolation: Literal["nn", "lin"] = "lin"
     equalizer: Literal["mmse", "lmmse", "zf"] = "mmse"
     domain: Literal["frequency", "time"] = "frequency"
+    # Base station antennas (phy.antennas; the UEs have one). Uplink: SIMO,
+    # "equalizer" combines the antennas in link.equalizer (Sionna's LMMSE / ZF over
+    # all antennas), "mrc" combines them first by maximum ratio. Downlink: "mrt"
+    # precodes by maximum ratio from the BS's CSI, "none" sends from one antenna.
+    bs_antennas: int = 1
+    combining: Literal["equalizer", "mrc"] = "equalizer"
+    precoding: Literal["mrt", "none"] = "mrt"
+    # Exponential correlation coefficient between neighbouring BS antennas (TDL).
+    rx_correlation: float = 0.0
+    # BS array for CDL and the 38.901 scenarios: half-wavelength ULA of omni
+    # elements, or the same ULA of 3GPP 38.901 directional elements.
+    bs_array: Literal["ula", "panel"] = "ula"
     # Noise.
     uplink_snr_db: SnrDb = 10.0
     downlink_snr_db: SnrDb = 10.0
@@ -197,10 +212,37 @@ class LinkConfig:
                 self.baseline_bits_per_symbol,
                 "a positive number (bits per data RE; 2 is uncoded QPSK)",
             )
+        self._check_antennas()
         for key in ("uplink_snr_db", "downlink_snr_db"):
             value = getattr(self, key)
             if isinstance(value, tuple) and not value:
                 raise LinkConfigError(key, value, "a number, or a non-empty list (one per user)")
+
+    def _check_antennas(self) -> None:
+        if isinstance(self.bs_antennas, bool) or not isinstance(self.bs_antennas, int):
+            raise LinkConfigError("bs_antennas", self.bs_antennas, "an integer >= 1")
+        if self.bs_antennas < 1:
+            raise LinkConfigError("bs_antennas", self.bs_antennas, "an integer >= 1")
+        if not 0.0 <= self.rx_correlation < 1.0:
+            raise LinkConfigError(
+                "rx_correlation", self.rx_correlation, "a number in [0, 1) (exponential model)"
+            )
+        # A key that would be silently ignored is refused.
+        if self.rx_correlation > 0 and not self.channel.startswith("tdl-"):
+            raise LinkConfigError(
+                "rx_correlation",
+                self.rx_correlation,
+                f"0 for channel = {self.channel!r} (antenna correlation is a TDL option; "
+                "CDL and the 38.901 scenarios get theirs from the array, Rayleigh is i.i.d.)",
+            )
+        array_channels = ("cdl-", "umi", "uma", "rma")
+        if self.bs_array != "ula" and not self.channel.startswith(array_channels):
+            raise LinkConfigError(
+                "bs_array",
+                self.bs_array,
+                f"'ula' for channel = {self.channel!r} (only CDL and UMi / UMa / RMa have "
+                "antenna geometry)",
+            )
 
     @property
     def num_subcarriers(self) -> int:

@@ -10,7 +10,10 @@ returns what the receiver recovers, float [U, B, d]:
 3. all slots of all users go through ONE batched Sionna chain (batch
    ``U * num_slots``): ``ResourceGridMapper`` -> channel (``phy.propagation``)
    with noise N0 = 10^(-SNR/10) of the slot's user -> CSI (``phy.estimation``)
-   -> equalizer (``phy.equalization``), which also extracts the data REs;
+   -> equalizer (``phy.equalization``), which also extracts the data REs.
+   With an N_r-antenna BS (``link.bs_antennas``) the uplink receives on N_r
+   antennas, estimates each and combines them (``phy.combining``), and the
+   downlink precodes by maximum ratio (``phy.antennas``);
 4. the padding is dropped and the symbols become real vectors again.
 
 Users are orthogonal (OFDMA: each on its own sub-band, so no inter-user
@@ -39,12 +42,13 @@ import tensorflow as tf
 from sionna.phy.mapping import BinarySource, Demapper, Mapper
 from sionna.phy.ofdm import ResourceGridMapper
 
+from phy.antennas import build_propagation
 from phy.channels import SingleSectorChannel, build_channel_model
+from phy.combining import build_combiner
 from phy.config import LinkConfig, LinkConfigError, per_user_snr_db
 from phy.equalization import Equalizer
 from phy.estimation import ChannelEstimator
 from phy.features import features_to_symbols, normalize_power, symbols_to_features
-from phy.propagation import Propagation
 from phy.resource_grid import SlotPacking, build_resource_grid
 
 __all__ = ["Downlink", "Link", "LinkOutput", "QpskOutput", "Uplink", "normalize_power"]
@@ -154,8 +158,9 @@ class Link:
         _ = sionna.phy.config.tf_rng
         self._mapper = ResourceGridMapper(self.resource_grid, precision=precision)
         model = build_channel_model(config, direction)
-        self._propagation = Propagation(config, self.resource_grid, model)
+        self._propagation = build_propagation(config, self.resource_grid, model, direction)
         self._estimator = ChannelEstimator(config, self.resource_grid)
+        self._combiner = build_combiner(config, direction)
         self._equalizer = Equalizer(config.equalizer, self.resource_grid, precision)
         self._bits = BinarySource(precision=precision)
         self._qpsk = Mapper("qam", 2, precision=precision)
@@ -292,6 +297,8 @@ class Link:
         h_hat, err_var = self._estimator(y, h_freq, no_slot)
         # Inter-carrier interference (time domain, moving channel) counts as noise.
         err_var = err_var + ici_var
+        if self._combiner is not None:
+            y, h_hat, err_var = self._combiner(y, h_hat, err_var)
         x_hat, mse = self._equalizer(y, h_hat, err_var, no_slot)
         return (
             self.packing.unpack(x_hat, num_users, num_samples),

@@ -64,6 +64,8 @@ class Propagation:
     resource_grid : sionna.phy.ofdm.ResourceGrid
     model : sionna.phy.channel.ChannelModel or None
         None for AWGN.
+    num_rx_ant : int
+        Receive antennas (the model's; for AWGN, h = 1 and independent noise on each).
 
     Input
     -----
@@ -74,9 +76,9 @@ class Propagation:
 
     Output
     ------
-    y : [batch, 1, 1, num_ofdm_symbols, fft_size], tf.complex
+    y : [batch, 1, num_rx_ant, num_ofdm_symbols, fft_size], tf.complex
         Received resource grids.
-    h_freq : [batch, 1, 1, 1, 1, num_ofdm_symbols, fft_size], tf.complex
+    h_freq : [batch, 1, num_rx_ant, 1, 1, num_ofdm_symbols, fft_size], tf.complex
         True channel frequency response on every RE (what perfect CSI knows).
     ici_var : tf.float, [] (0: no ICI) or [batch, 1, 1, 1, 1, num_ofdm_symbols, 1]
         Inter-carrier interference power per RE of each OFDM symbol (unit-power
@@ -84,9 +86,15 @@ class Propagation:
     """
 
     def __init__(
-        self, config: LinkConfig, resource_grid: ResourceGrid, model: ChannelModel | None
+        self,
+        config: LinkConfig,
+        resource_grid: ResourceGrid,
+        model: ChannelModel | None,
+        *,
+        num_rx_ant: int = 1,
     ) -> None:
         self._rg = resource_grid
+        self._num_rx_ant = num_rx_ant
         self._model = model
         self._time_domain = config.domain == "time" and model is not None
         precision = config.precision
@@ -153,6 +161,8 @@ class Propagation:
     def __call__(self, x: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         no_ici = tf.zeros([], no.dtype)
         if self._model is None:
+            if self._num_rx_ant > 1:
+                x = tf.tile(x, [1, 1, self._num_rx_ant, 1, 1])
             y = self._awgn(x, no)
             h_freq = tf.ones_like(x)[:, :, :, tf.newaxis, tf.newaxis]
             return y, h_freq, no_ici

@@ -175,9 +175,14 @@ def theory_columns(config: LinkConfig, snr_db: float) -> dict[str, float | None]
         config.equalizer,
         snr_db,
         channel_normalization=config.channel_normalization,
+        bs_antennas=config.bs_antennas,
     )
     ber = theory.qpsk_ber(
-        config.channel, config.csi, snr_db, channel_normalization=config.channel_normalization
+        config.channel,
+        config.csi,
+        snr_db,
+        channel_normalization=config.channel_normalization,
+        bs_antennas=config.bs_antennas,
     )
     return {
         "theory_nmse": None if nmse is None else float(nmse),

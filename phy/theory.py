@@ -23,13 +23,19 @@ infinite mean (it divides by |h| near 0), so there is no NMSE to draw. The
 Rayleigh forms need ``channel_normalization = "mean"``: Sionna's per-slot
 normalisation removes the fading. LS CSI, the 3GPP models and everything else
 have no closed form here: their curves are simulation only.
+
+With an N-antenna base station (``bs_antennas``, i.i.d. Rayleigh, perfect CSI)
+the post-combining gain is ``||h||^2 ~ Gamma(N, 1)``: :func:`mrc_qpsk_ber`
+(Proakis' L-branch diversity form) and :func:`mrc_mmse_nmse`; AWGN gains N in SNR.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import erfc, exp1
+from scipy.integrate import quad
+from scipy.special import comb, erfc, exp1
+from scipy.stats import gamma
 
 UNBIASED_EQUALIZERS = ("lmmse", "zf")
 
@@ -87,6 +93,54 @@ def rayleigh_qpsk_ber(snr_db: ArrayLike) -> np.ndarray:
     """
     g = 0.5 / noise_variance(snr_db)
     return 0.5 * (1.0 - np.sqrt(g / (1.0 + g)))
+
+
+def mrc_qpsk_ber(snr_db: ArrayLike, num_branches: int) -> np.ndarray:
+    """Uncoded Gray-mapped QPSK BER with maximum-ratio combining of L i.i.d. Rayleigh branches.
+
+    Proakis, Digital Communications (5th ed.), eq. 13.4-15 (BPSK with L-fold
+    diversity and MRC), applied to each of QPSK's bits:
+    ``P_b = ((1 - mu) / 2)^L sum_{k=0}^{L-1} C(L-1+k, k) ((1 + mu) / 2)^k``,
+    ``mu = sqrt(g / (1 + g))`` with g the mean Eb/N0 per branch, Es/N0 / 2.
+    L = 1 is :func:`rayleigh_qpsk_ber`. Holds for MRT over L i.i.d. transmit
+    antennas with perfect CSI too (the same ``||h||^2`` gain).
+
+    Input
+    -----
+    snr_db : float or array [...], Es/N0 per branch and data RE [dB]
+    num_branches : int, L >= 1
+
+    Output
+    ------
+    : float64 array [...]
+    """
+    g = 0.5 / noise_variance(snr_db)
+    mu = np.sqrt(g / (1.0 + g))
+    terms = sum(
+        comb(num_branches - 1 + k, k) * ((1.0 + mu) / 2.0) ** k for k in range(num_branches)
+    )
+    return ((1.0 - mu) / 2.0) ** num_branches * terms
+
+
+def mrc_mmse_nmse(snr_db: ArrayLike, num_branches: int) -> np.ndarray:
+    """Biased-MMSE feature NMSE after combining L i.i.d. Rayleigh branches, perfect CSI.
+
+    The post-combining gain ``X = ||h||^2`` is Gamma(L, 1) (sum of L unit
+    exponentials), so the NMSE is ``E[N0 / (X + N0)] = E[1 / (1 + X / N0)]``,
+    integrated numerically over the Gamma density (scipy ``quad``). Its mean
+    post-combining SNR is ``E[X] / N0 = L / N0``. L = 1 is :func:`rayleigh_mmse_nmse`
+    (N0 e^N0 E1(N0)); L = 2 has the closed form ``N0 (1 - N0 e^N0 E1(N0))``.
+    Inputs and output as :func:`mrc_qpsk_ber`.
+    """
+    n0 = np.atleast_1d(noise_variance(snr_db))
+    density = gamma(num_branches)
+    out = np.array(
+        [
+            quad(lambda x, a=a: density.pdf(x) * a / (x + a), 0.0, np.inf, limit=200)[0]
+            for a in n0.ravel()
+        ]
+    )
+    return out.reshape(np.shape(snr_db))
 
 
 def jakes_ici_power(max_doppler_hz: float, subcarrier_spacing_hz: float, fft_size: int) -> float:
@@ -147,6 +201,7 @@ def feature_nmse(
     snr_db: ArrayLike,
     *,
     channel_normalization: str = "mean",
+    bs_antennas: int = 1,
 ) -> np.ndarray | None:
     """The closed-form feature NMSE of a setting, or None where there is none.
 
@@ -156,16 +211,22 @@ def feature_nmse(
         As in :class:`~phy.config.LinkConfig`.
     snr_db : float or array [...]
     channel_normalization : "mean" | "slot"
+    bs_antennas : int
+        N branches combined (uplink, any combining) or precoded (MRT downlink):
+        AWGN gains N in SNR, Rayleigh becomes :func:`mrc_mmse_nmse`.
 
     Output
     ------
     : float64 array [...] (linear, not dB), or None
     """
     fading = _fading(channel, csi, channel_normalization)
+    gain_db = 10.0 * np.log10(bs_antennas)
     if fading == "awgn":
-        return awgn_nmse(snr_db, biased=equalizer not in UNBIASED_EQUALIZERS)
+        return awgn_nmse(np.asarray(snr_db) + gain_db, biased=equalizer not in UNBIASED_EQUALIZERS)
     if fading == "rayleigh" and equalizer not in UNBIASED_EQUALIZERS:
-        return rayleigh_mmse_nmse(snr_db)
+        if bs_antennas == 1:
+            return rayleigh_mmse_nmse(snr_db)
+        return mrc_mmse_nmse(snr_db, bs_antennas)
     return None
 
 
@@ -175,6 +236,7 @@ def qpsk_ber(
     snr_db: ArrayLike,
     *,
     channel_normalization: str = "mean",
+    bs_antennas: int = 1,
 ) -> np.ndarray | None:
     """The closed-form uncoded QPSK BER of a setting (any equalizer), or None.
 
@@ -183,6 +245,8 @@ def qpsk_ber(
     channel, csi : str
     snr_db : float or array [...]
     channel_normalization : "mean" | "slot"
+    bs_antennas : int
+        N i.i.d. branches (see :func:`feature_nmse`).
 
     Output
     ------
@@ -190,7 +254,7 @@ def qpsk_ber(
     """
     fading = _fading(channel, csi, channel_normalization)
     if fading == "awgn":
-        return awgn_qpsk_ber(snr_db)
+        return awgn_qpsk_ber(np.asarray(snr_db) + 10.0 * np.log10(bs_antennas))
     if fading == "rayleigh":
-        return rayleigh_qpsk_ber(snr_db)
+        return mrc_qpsk_ber(snr_db, bs_antennas)
     return None
