@@ -26,6 +26,7 @@ filesystem shared by every node (the runs write there and the driver reads their
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import io
 import itertools
@@ -175,7 +176,8 @@ def plan_runs(
     (e.g. FedAvg on heterogeneous encoders, which it cannot run).
     """
     base = load_config(config_path, overrides)  # the base must be valid on its own
-    known = _known_keys(base.to_dict())
+    # Every field, unset ones (None, left out of to_dict) included.
+    known = _known_keys(dataclasses.asdict(base))
     if seeds is not None and not seed_keys:
         raise SweepError("--seed-keys: no key given")
     for key in seed_keys:
