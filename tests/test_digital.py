@@ -268,3 +268,46 @@ def test_tiny_digital_run_records_block_errors_and_channel_uses(tmp_path):
     assert record["uplink_bler"] == record["uplink_block_errors"] / batches
     assert record["uplink_block_errors"] == 0  # AWGN at 20 dB is far above the cliff
     assert record["test_acc"] >= 0
+
+
+@pytest.mark.slow
+def test_link_cli_draws_digital_beside_analog(tmp_path, monkeypatch):
+    """``semfed link --set link.scheme=digital``: the analog link of the same
+    channel is added; the digital rows have their MCS, BLER and coded BER.
+
+    4-bit features clipped at 3 sigma: step = 6 sigma / 16, so the quantization
+    NMSE is (6/16)^2 / 12 = 0.01172 inside the clip, plus 0.0004 from clipping
+    (2 [10 Q(3) - 3 phi(3)]): 0.0121 when no block is lost."""
+    import csv
+
+    import matplotlib.pyplot as plt
+
+    from semfed.cli import main
+
+    figures = []
+    monkeypatch.setattr(plt, "close", lambda fig, *a, **k: figures.append(fig))
+    out = tmp_path / "digital"
+    argv = ["link", "--set", "link.scheme=digital", "--set", "link.modulation=qpsk"]
+    argv += ["--snr=-5,20", "--samples", "200", "--feature-dim", "16", "--no-progress"]
+    assert main([*argv, "--out", str(out)]) == 0
+    with (out / "link.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["scheme"], r["modulation"], float(r["snr_db"])) for r in rows] == [
+        ("analog", "", -5.0),
+        ("analog", "", 20.0),
+        ("digital", "qpsk", -5.0),
+        ("digital", "qpsk", 20.0),
+    ]
+    low_snr, high_snr = rows[2], rows[3]
+    assert (high_snr["code_rate"], high_snr["quant_bits"]) == ("0.5", "4")
+    assert float(low_snr["bler"]) == 1.0 and float(low_snr["feature_nmse"]) == 1.0
+    assert float(high_snr["bler"]) == 0.0 and float(high_snr["ber_coded"]) == 0.0
+    assert float(high_snr["feature_nmse"]) == pytest.approx(0.0121, rel=0.1)
+    assert rows[0]["bler"] == "" and float(rows[1]["feature_nmse"]) < 0.011  # analog, 20 dB
+    (fig,) = figures
+    assert [ax.get_ylabel() for ax in fig.axes] == [
+        "feature NMSE [dB]",
+        "block error rate",
+        "bit error rate",
+    ]
+    plt.close("all")
