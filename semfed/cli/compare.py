@@ -14,7 +14,11 @@ Two modes:
   its 95 % interval and the paired t-test's p-value (:mod:`semfed.statistics`).
   Refused when the runs of different ``KEY`` values differ in anything but
   seeds (select a fair subset with ``--where``), when two runs share a seed, or
-  when paired runs were trained on different splits.
+  when paired runs were trained on different splits. ``KEY`` may be a comma list
+  (``--by link.scheme,link.modulation``): the compared value is the combination,
+  its parts joined by "/" ("unset" for a key a run's config leaves unset).
+  ``--snr DB`` compares the final accuracy at one evaluation SNR
+  (``evaluation.snr_db`` a list) instead of the first.
 """
 
 from __future__ import annotations
@@ -74,7 +78,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "runs", nargs="+", metavar="DIR", help="run directories (semfed train --out) or sweeps"
     )
-    p.add_argument("--by", metavar="KEY", help="the compared config key, e.g. algorithm.name")
+    p.add_argument(
+        "--by",
+        metavar="KEY",
+        help="the compared config key, e.g. algorithm.name; a comma list compares the "
+        "combinations, named by their values joined by / (unset: a key the config leaves unset)",
+    )
     p.add_argument(
         "--paired",
         metavar="VALUE",
@@ -91,6 +100,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--protocol",
         choices=PROTOCOLS,
         help="with --by: the evaluation protocol (default: each run's evaluation.protocol)",
+    )
+    p.add_argument(
+        "--snr",
+        metavar="DB",
+        type=float,
+        help="with --by: the final accuracy at this evaluation SNR (evaluation.snr_db a list)",
     )
     p.add_argument(
         "--where",
@@ -223,12 +238,28 @@ def parse_where(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _metric_value(run: dict[str, Any], metric: str, protocol: str | None) -> float | None:
+def _metric_value(
+    run: dict[str, Any], metric: str, protocol: str | None, snr: float | None = None
+) -> float | None:
     s = run["summary"]
     if protocol is None:
         protocol = run["config"].get("evaluation.protocol", "global")
-    value = s.get(f"{metric}_test_acc_{protocol}")
-    return None if value is None else float(value)
+    if snr is None:
+        value = s.get(f"{metric}_test_acc_{protocol}")
+        return None if value is None else float(value)
+    by_snr = s.get(f"{metric}_test_acc_{protocol}_by_snr") or {}
+    found = [v for label, v in by_snr.items() if float(label) == snr]
+    if not found:
+        raise UserError(
+            f"--snr {snr:g}: {run['path']} has no {metric} accuracy at that evaluation SNR "
+            f"(has {', '.join(by_snr) or 'none'})"
+        )
+    return None if found[0] is None else float(found[0])
+
+
+def compared_value(run: dict[str, Any], keys: list[str]) -> str:
+    """The value of the compared key(s) in ``run``'s config, parts joined by "/"."""
+    return "/".join(_value_text(run["config"][k]) if k in run["config"] else "unset" for k in keys)
 
 
 def seed_statistics(
@@ -239,21 +270,25 @@ def seed_statistics(
     metric: str = "final",
     protocol: str | None = None,
     seed_keys: tuple[str, ...] = SEED_KEYS,
+    snr: float | None = None,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Rows of statistics over seeds for ``runs`` (from :func:`semfed.plot.load_runs`).
 
-    Returns (the keys that tell groups apart, rows); each row holds those keys,
-    ``by`` and :data:`STAT_COLUMNS`. Raises :class:`UserError` on an unfair or
-    ambiguous selection.
+    ``by`` is a config key or a comma list of keys (:func:`compared_value`);
+    ``snr`` takes the final accuracy at that evaluation SNR. Returns (the keys
+    that tell groups apart, rows); each row holds those keys, ``by`` and
+    :data:`STAT_COLUMNS`. Raises :class:`UserError` on an unfair or ambiguous
+    selection.
     """
     from semfed.statistics import mean_interval, paired_difference
 
     if metric not in METRICS:
         raise UserError(f"--metric {metric!r}: expected one of {', '.join(METRICS)}")
+    by_keys = [k.strip() for k in by.split(",") if k.strip()]
     for r in runs:
-        if by not in r["config"]:
+        if not any(k in r["config"] for k in by_keys):
             raise UserError(f"--by {by}: {r['path']} has no config key {by}")
-    ignored = {*seed_keys, by}
+    ignored = {*seed_keys, *by_keys}
 
     def setting(r: dict[str, Any]) -> tuple:
         return tuple(
@@ -271,7 +306,7 @@ def seed_statistics(
                 f"{r['path']}: summary.json has no per-protocol final accuracy "
                 "(a run from an older semfed: rerun it)"
             )
-        value = _value_text(r["config"][by])
+        value = compared_value(r, by_keys)
         seeds = tuple(r["config"].get(k) for k in seed_keys)
         members = groups[setting(r)].setdefault(value, {})
         if seeds in members:
@@ -302,7 +337,7 @@ def seed_statistics(
         ref = g.get(paired) if paired is not None else None
         for value in sorted(g, key=lambda v: (v != paired, v)):
             members = g[value]
-            vals = {seeds: _metric_value(r, metric, protocol) for seeds, r in members.items()}
+            vals = {seeds: _metric_value(r, metric, protocol, snr) for seeds, r in members.items()}
             finite = [v for v in vals.values() if v is not None]
             row: dict[str, Any] = {k: s.get(k, "") for k in varying}
             row[by] = value
@@ -314,7 +349,7 @@ def seed_statistics(
                 row["n"] = 0
             if ref is not None and value != paired:
                 common = sorted(k for k in vals if k in ref and vals[k] is not None)
-                ref_vals = {k: _metric_value(ref[k], metric, protocol) for k in common}
+                ref_vals = {k: _metric_value(ref[k], metric, protocol, snr) for k in common}
                 common = [k for k in common if ref_vals[k] is not None]
                 for k in common:
                     fa = members[k]["summary"].get("partition_fingerprint")
@@ -382,7 +417,7 @@ def _write_csv(path: str, fields: list[str], rows: list[dict[str, Any]]) -> None
 
 def run(args: argparse.Namespace) -> int:
     if args.by is None:
-        for option in ("paired", "protocol"):
+        for option in ("paired", "protocol", "snr"):
             if getattr(args, option) is not None:
                 raise UserError(f"--{option} needs --by KEY")
         if args.where:
@@ -411,10 +446,13 @@ def run(args: argparse.Namespace) -> int:
         metric=args.metric,
         protocol=args.protocol,
         seed_keys=seed_keys,
+        snr=args.snr,
     )
     protocols = {args.protocol or r["config"].get("evaluation.protocol", "global") for r in runs}
     print(
-        f"{args.metric} test accuracy, protocol {', '.join(sorted(protocols))}; "
+        f"{args.metric} test accuracy"
+        + (f" at evaluation SNR {args.snr:g} dB" if args.snr is not None else "")
+        + f", protocol {', '.join(sorted(protocols))}; "
         "mean and 95 % Student-t interval over seeds"
         + (f"; diff = row minus {args.by}={args.paired}, paired by seed" if args.paired else "")
     )
