@@ -45,19 +45,21 @@ class RadioLinks:
         if not ideal:
             from phy.digital import build_link
 
-            self._links = {d: build_link(config, feature_dim, d) for d in ("uplink", "downlink")}
+            self._uplink = build_link(config, feature_dim, "uplink")
+            self._downlink = build_link(config, feature_dim, "downlink")
+            self._links = {"uplink": self._uplink, "downlink": self._downlink}
 
     def uplink(self, features: tf.Tensor, snr_db: tf.Tensor) -> tf.Tensor:
         """Power-normalised features float32 [U, B, d], SNRs float32 [U] -> received [U, B, d]."""
         if self.ideal:
             return features
-        return self._links["uplink"](features, snr_db)
+        return self._uplink(features, snr_db)
 
     def downlink(self, gradients: tf.Tensor, snr_db: tf.Tensor) -> tf.Tensor:
         """Gradients float32 [U, B, d], SNRs float32 [U] -> received gradients [U, B, d]."""
         if self.ideal:
             return gradients
-        return self._links["downlink"].send_gradients(gradients, snr_db)
+        return self._downlink.send_gradients(gradients, snr_db)
 
     def channel_uses(self, direction: Direction, num_samples: int) -> int:
         """Complex symbols one client sends in ``direction`` for a batch of B samples:
