@@ -11,11 +11,17 @@ adds to a training step. Then the uplink's time against the number of BS
 antennas N_r (``--antennas``, default 1, 2, 4, 8; ``--antenna-channel``,
 default TDL-A), with the ratio to N_r = 1, for the configured equalizer combining
 the antennas and for maximum-ratio combining. This is a benchmark, not a test.
+
+The digital scheme (:mod:`phy.digital`) follows on TDL-A with LS CSI for three
+MCS (bits per feature, QAM, code rate): its channel uses per second, the time
+of one call, and the LDPC decoder's share of the call, from the same call
+with one belief-propagation iteration instead of 20 (timed in turn).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 
@@ -24,10 +30,14 @@ import numpy as np
 import tensorflow as tf
 
 from phy.config import LinkConfig
+from phy.digital import DigitalLink
 from phy.link import Link
 from phy.seeding import set_seed
 
 CHANNELS = ("awgn", "rayleigh", "tdl-a", "cdl-a")
+# (quant_bits, modulation, code_rate) of the digital cases: the study's robust and
+# fast MCS (experiments/studies/digital.toml) and the default.
+DIGITAL_MCS = ((1, "16qam", 0.5), (2, "64qam", 0.6667), (4, "16qam", 0.5))
 
 
 def dcgan_encoder(feature_dim: int) -> keras.Model:
@@ -73,6 +83,31 @@ def link_step(
     return lambda: link(features, snr).numpy()
 
 
+def digital_step(
+    config: LinkConfig, users: int, samples: int, feature_dim: int, jit_compile: bool
+) -> tuple[Callable[[], None], int]:
+    """One digital uplink call (its own tf.function) and the call's channel uses."""
+    link = DigitalLink(config, feature_dim, jit_compile=jit_compile)
+    features = tf.random.normal([users, samples, feature_dim])
+    snr = tf.fill([users], 10.0)
+    return lambda: link(features, snr).numpy(), users * link.channel_uses(samples)
+
+
+def interleaved_seconds(
+    first: Callable[[], None], second: Callable[[], None], repeats: int
+) -> tuple[float, float]:
+    """Median wall times of two functions called in turn (after one warm-up call
+    each), so that drift in the machine's load hits both alike."""
+    first(), second()
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, out in zip((first, second), times, strict=True):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return float(np.median(times[0])), float(np.median(times[1]))
+
+
 def seconds_per_call(fn: Callable[[], None], repeats: int) -> float:
     """Median wall time of ``fn`` after one warm-up call (which traces it)."""
     fn()
@@ -93,6 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--encoder-repeats", type=int, default=2, help="timed encoder steps")
     parser.add_argument("--csi", default="ls", choices=("perfect", "ls"))
     parser.add_argument("--no-xla", action="store_true", help="skip the XLA-compiled links")
+    parser.add_argument(
+        "--schemes",
+        default="analog,digital",
+        help="comma list of the parts to run: analog, digital (default both)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--channels",
@@ -122,7 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'channel':<9} {'domain':<10} {'compile':<8} {'ms/call':>8} {'Msym/s':>7} "
         f"{'link/encoder':>13}"
     )
-    channels = [c for c in args.channels.split(",") if c]
+    schemes = {part.strip() for part in args.schemes.split(",")}
+    channels = [c for c in args.channels.split(",") if c] if "analog" in schemes else []
     cases = [(name, "frequency") for name in channels]
     cases += [("tdl-a", "time")] if "tdl-a" in channels else []
     for name, domain in cases:
@@ -136,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{symbols / link_s / 1e6:7.2f} {link_s / encoder_s:13.4f}",
                 flush=True,
             )
-    antennas = [int(n) for n in args.antennas.split(",") if n]
+    antennas = [int(n) for n in args.antennas.split(",") if n] if "analog" in schemes else []
     if antennas:
         print(f"uplink vs BS antennas N_r ({args.antenna_channel}, CSI {args.csi}):")
         print(f"{'N_r':>4} {'combining':<10} {'compile':<8} {'ms/call':>8} {'x N_r=1':>8}")
@@ -157,6 +198,36 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{link_s / first:8.2f}",
                     flush=True,
                 )
+    print(
+        f"\ndigital uplink, tdl-a, CSI {args.csi}: bits/feature, QAM, code rate; the "
+        "LDPC decoder's share of a call from the same call with 1 BP iteration instead of 20"
+    )
+    print(
+        f"{'MCS':<18} {'compile':<8} {'ms/call':>8} {'Msym/s':>7} {'link/encoder':>13} "
+        f"{'1 iter ms':>9} {'decoder share':>13}"
+    )
+    for bits, modulation, rate in DIGITAL_MCS if "digital" in schemes else ():
+        config = LinkConfig(
+            channel="tdl-a",
+            csi=args.csi,
+            scheme="digital",
+            quant_bits=bits,
+            modulation=modulation,
+            code_rate=rate,
+        )
+        one_iteration = dataclasses.replace(config, ldpc_iterations=1)
+        for jit in modes:
+            call, uses = digital_step(config, args.users, args.samples, args.feature_dim, jit)
+            call_1, _ = digital_step(one_iteration, args.users, args.samples, args.feature_dim, jit)
+            link_s, link_1_s = interleaved_seconds(call, call_1, args.repeats)
+            # 19 of the 20 iterations are the difference; the decoder is 20 of them.
+            decoder_s = max(0.0, link_s - link_1_s) * 20 / 19
+            print(
+                f"{f'{bits} bit {modulation} {rate:.3g}':<18} {'xla' if jit else 'graph':<8} "
+                f"{link_s * 1e3:8.1f} {uses / link_s / 1e6:7.2f} {link_s / encoder_s:13.4f} "
+                f"{link_1_s * 1e3:9.1f} {decoder_s / link_s:13.2f}",
+                flush=True,
+            )
     return 0
 
 

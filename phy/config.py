@@ -50,6 +50,47 @@ class LinkConfigError(ValueError):
 
 SnrDb = float | tuple[float, ...]
 
+Scheme = Literal["analog", "digital"]
+SCHEMES: tuple[str, ...] = ("analog", "digital")
+# QAM orders of the digital scheme: name -> bits per symbol.
+MODULATIONS: dict[str, int] = {"qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
+FAILED_BLOCKS: tuple[str, ...] = ("zero", "keep")
+# Code rates the 5G LDPC code (38.212, Sionna's LDPC5GEncoder) supports without
+# repetition: 1/5 up to 948/1024.
+CODE_RATE_RANGE: tuple[float, float] = (0.2, 0.92)
+
+
+@dataclass(frozen=True)
+class DigitalSettings:
+    """The digital scheme's settings with every unset key at its default.
+
+    quant_bits : int
+        Bits per feature of the uniform quantizer (default 4).
+    quant_clip : float
+        Clipping level in standard deviations of a feature component (default 3).
+    modulation : "qpsk" | "16qam" | "64qam" | "256qam"
+        QAM of the coded bits (default "16qam").
+    code_rate : float
+        Rate k/n of the 5G LDPC code, CRC bits included in k (default 0.5).
+    ldpc_iterations : int
+        Belief-propagation iterations of the decoder (default 20).
+    failed_block : "zero" | "keep"
+        What the receiver does with the features of a block that fails its
+        CRC: set them to 0, or use the decoded bits as they are (default "zero").
+    """
+
+    quant_bits: int = 4
+    quant_clip: float = 3.0
+    modulation: str = "16qam"
+    code_rate: float = 0.5
+    ldpc_iterations: int = 20
+    failed_block: str = "zero"
+
+    @property
+    def bits_per_symbol(self) -> int:
+        return MODULATIONS[self.modulation]
+
+
 # Literal fields checked at construction too (the TOML loader checks them, but
 # LinkConfig is also built directly in code).
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -124,6 +165,20 @@ class LinkConfig:
     # few fixed shapes: full training batches, padded evaluation batches), once
     # per process. Measured in docs/performance.md.
     jit_compile: bool = True
+    # Transmission scheme: "analog" (features as complex symbols, the default) or
+    # "digital" (quantize, CRC, 5G LDPC, QAM: phy.digital). ``scheme`` sets both
+    # directions; ``uplink_scheme`` / ``downlink_scheme`` win for their own.
+    # The digital keys below are unset (None) unless given, so that configs
+    # without them keep their hash; :attr:`digital` gives them with defaults.
+    scheme: Scheme | None = None
+    uplink_scheme: Scheme | None = None
+    downlink_scheme: Scheme | None = None
+    quant_bits: int | None = None
+    quant_clip: float | None = None
+    modulation: Literal["qpsk", "16qam", "64qam", "256qam"] | None = None
+    code_rate: float | None = None
+    ldpc_iterations: int | None = None
+    failed_block: Literal["zero", "keep"] | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -217,6 +272,49 @@ class LinkConfig:
             value = getattr(self, key)
             if isinstance(value, tuple) and not value:
                 raise LinkConfigError(key, value, "a number, or a non-empty list (one per user)")
+        self._check_digital()
+
+    def _check_digital(self) -> None:
+        for key in ("scheme", "uplink_scheme", "downlink_scheme"):
+            if getattr(self, key) not in (None, *SCHEMES):
+                raise LinkConfigError(key, getattr(self, key), "'analog' or 'digital'")
+        if self.modulation not in (None, *MODULATIONS):
+            raise LinkConfigError(
+                "modulation", self.modulation, "one of " + ", ".join(map(repr, MODULATIONS))
+            )
+        if self.failed_block not in (None, *FAILED_BLOCKS):
+            raise LinkConfigError("failed_block", self.failed_block, "'zero' or 'keep'")
+        if self.quant_bits is not None and not 1 <= self.quant_bits <= 16:
+            raise LinkConfigError("quant_bits", self.quant_bits, "an integer in [1, 16]")
+        if self.quant_clip is not None and not self.quant_clip > 0:
+            raise LinkConfigError(
+                "quant_clip", self.quant_clip, "a positive number (standard deviations)"
+            )
+        low, high = CODE_RATE_RANGE
+        if self.code_rate is not None and not low <= self.code_rate <= high:
+            raise LinkConfigError(
+                "code_rate",
+                self.code_rate,
+                f"a number in [{low}, {high}] (the range of the 5G LDPC code)",
+            )
+        if self.ldpc_iterations is not None and self.ldpc_iterations < 1:
+            raise LinkConfigError("ldpc_iterations", self.ldpc_iterations, "an integer >= 1")
+
+    def scheme_of(self, direction: Literal["uplink", "downlink"]) -> Scheme:
+        """The transmission scheme of one direction: its own key, else ``scheme``,
+        else "analog"."""
+        own = self.uplink_scheme if direction == "uplink" else self.downlink_scheme
+        return own or self.scheme or "analog"
+
+    @property
+    def digital(self) -> DigitalSettings:
+        """The digital scheme's keys, unset ones at their defaults."""
+        given = {
+            f.name: getattr(self, f.name)
+            for f in fields(DigitalSettings)
+            if getattr(self, f.name) is not None
+        }
+        return DigitalSettings(**given)
 
     def _check_antennas(self) -> None:
         if isinstance(self.bs_antennas, bool) or not isinstance(self.bs_antennas, int):

@@ -170,10 +170,10 @@ class Link:
         # AutoGraph roughly triples the tracing time of the Sionna chain; only the
         # 38.901 scenario models need it (Python branches on tensors).
         autograph = isinstance(model, SingleSectorChannel)
-        self._features_fn = tf.function(
-            self._features_graph, jit_compile=jit_compile, autograph=autograph
-        )
-        self._qpsk_fn = tf.function(self._qpsk_graph, jit_compile=jit_compile, autograph=autograph)
+        # How every graph of this link is compiled (subclasses add their own).
+        self._compile = {"jit_compile": jit_compile, "autograph": autograph}
+        self._features_fn = tf.function(self._features_graph, **self._compile)
+        self._qpsk_fn = tf.function(self._qpsk_graph, **self._compile)
 
     # ------------------------------------------------------------------ API
 
@@ -215,6 +215,10 @@ class Link:
     def num_slots(self, num_samples: int) -> int:
         """Slots per user for B samples."""
         return self.packing.num_slots(num_samples)
+
+    def channel_uses(self, num_samples: int) -> int:
+        """Complex symbols one user sends for B samples: B * d / 2."""
+        return num_samples * self.packing.symbols_per_sample
 
     def __call__(
         self, features: tf.Tensor, snr_db: SnrArg = None, *, measure: bool = False
@@ -290,20 +294,26 @@ class Link:
         """[U, B, n] complex symbols, [U] N0 -> estimates [U, B, n] and their MSE."""
         num_users, num_samples = symbols.shape[0], symbols.shape[1]
         num_slots = self.packing.num_slots(num_samples)
-        slots = self.packing.pack(symbols)
+        x_hat, mse = self._transmit_slots(self.packing.pack(symbols), tf.repeat(no, num_slots))
+        return (
+            self.packing.unpack(x_hat, num_users, num_samples),
+            self.packing.unpack(mse, num_users, num_samples),
+        )
+
+    def _transmit_slots(self, slots: tf.Tensor, no_slot: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The OFDM chain on filled slots: grid, channel, CSI, equalizer.
+
+        slots complex [S, num_data_res], no_slot float [S] -> equalised data
+        symbols complex [S, num_data_res] and the equalizer's MSE float [S, num_data_res].
+        """
         x = self._mapper(slots[:, tf.newaxis, tf.newaxis, :])
-        no_slot = tf.repeat(no, num_slots)
         y, h_freq, ici_var = self._propagation(x, no_slot)
         h_hat, err_var = self._estimator(y, h_freq, no_slot)
         # Inter-carrier interference (time domain, moving channel) counts as noise.
         err_var = err_var + ici_var
         if self._combiner is not None:
             y, h_hat, err_var = self._combiner(y, h_hat, err_var)
-        x_hat, mse = self._equalizer(y, h_hat, err_var, no_slot)
-        return (
-            self.packing.unpack(x_hat, num_users, num_samples),
-            self.packing.unpack(mse, num_users, num_samples),
-        )
+        return self._equalizer(y, h_hat, err_var, no_slot)
 
     def _features_graph(self, features: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         sent = normalize_power(tf.cast(features, self._rdtype))

@@ -5,8 +5,11 @@ neither TensorFlow nor Sionna, so ``semfed plot --kind link`` can redraw a
 ``link.csv`` without them.
 
 Left panel: feature NMSE [dB]; right panel: uncoded QPSK BER (log). One colour
-per curve (channel, CSI, equalizer, and the source study when several are
-drawn together). Measured points carry their 95 % intervals as error bars
+per curve (channel, CSI, equalizer, scheme and MCS, and the source study when
+several are drawn together). With digital rows (``scheme`` = "digital") a
+middle panel shows their block error rate, and the right panel their coded
+bit error rate beside the uncoded QPSK BER of the analog rows' channel.
+Measured points carry their 95 % intervals as error bars
 (``*_low`` / ``*_high`` columns, when present). Where :mod:`phy.theory` has a
 closed form, it is drawn as a dashed line of the same colour and the points
 stand alone; elsewhere the points are joined and the legend says "simulated".
@@ -96,22 +99,37 @@ def link_figure(rows: Iterable[Mapping[str, Any]], title: str = "", varied: Sequ
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = list(rows)
+    with_digital = any(r.get("scheme") == "digital" for r in rows)
     curves: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
     for r in rows:
         extra = ", ".join(f"{k}={r.get(k)}" for k in varied)
-        key = (str(r.get("source") or ""), r["channel"], r["csi"], r["equalizer"], extra)
+        key = (
+            str(r.get("source") or ""),
+            r["channel"],
+            r["csi"],
+            r["equalizer"],
+            extra,
+            _scheme_name(r) if with_digital else "",
+        )
         curves.setdefault(key, []).append(r)
-    fig, (ax_nmse, ax_ber) = plt.subplots(1, 2, figsize=(12, 4.8))
+    if with_digital:
+        fig, (ax_nmse, ax_bler, ax_ber) = plt.subplots(1, 3, figsize=(17, 4.8))
+    else:
+        fig, (ax_nmse, ax_ber) = plt.subplots(1, 2, figsize=(12, 4.8))
     lowest_ber = math.inf
     open_below: list[tuple[float, float, str]] = []  # NMSE intervals reaching 0
     # In the rows' order (the study's loops), so a varied number keeps its order.
-    for index, ((source, channel, csi, equalizer, extra), points) in enumerate(curves.items()):
+    for index, (key, points) in enumerate(curves.items()):
+        source, channel, csi, equalizer, extra, scheme = key
         points = sorted(points, key=lambda p: _number(p["snr_db"]))
         color = f"C{index % 10}"
         name = f"{channel}, {csi} CSI, {equalizer}" + (f", {extra}" if extra else "")
         name = ": ".join([*([source] if source else []), name])
+        name += f", {scheme}" if scheme else ""
         snr = np.array([_number(p["snr_db"]) for p in points])
         nmse_theory, ber_theory, grid = _theory_curves(channel, csi, equalizer, points)
+        digital = points[0].get("scheme") == "digital"
 
         nmse = np.array([_number(p["feature_nmse"]) for p in points])
         nmse_db = _db(nmse)
@@ -125,6 +143,11 @@ def link_figure(rows: Iterable[Mapping[str, Any]], title: str = "", varied: Sequ
         if nmse_theory is not None:
             ax_nmse.plot(grid, _db(nmse_theory), "--", color=color, label=f"{name}: theory")
 
+        if digital:
+            _draw_rate(ax_bler, snr, points, "bler", color, name)
+            # The coded BER; the uncoded QPSK BER of the channel is the analog rows'.
+            lowest_ber = min(lowest_ber, _draw_rate(ax_ber, snr, points, "ber_coded", color, name))
+            continue
         ber = np.array([_number(p["ber_qpsk"]) for p in points])
         ber = np.where(ber > 0, ber, np.nan)  # no errors seen: nothing to draw on a log axis
         low = np.array([_number(p.get("ber_qpsk_low")) for p in points])
@@ -150,7 +173,17 @@ def link_figure(rows: Iterable[Mapping[str, Any]], title: str = "", varied: Sequ
     ax_nmse.set_title("Feature NMSE")
     ax_ber.set_ylabel("uncoded QPSK bit error rate")
     ax_ber.set_title("Uncoded QPSK BER")
-    for ax in (ax_nmse, ax_ber):
+    axes = [ax_nmse, ax_ber]
+    if with_digital:
+        ax_nmse.set_title("Feature NMSE (digital: after dequantization)")
+        ax_ber.set_ylabel("bit error rate")
+        ax_ber.set_title("BER: uncoded QPSK (analog), decoded payload (digital)", fontsize=10)
+        ax_bler.set_yscale("log")
+        ax_bler.set_ylim(top=1.5)
+        ax_bler.set_ylabel("block error rate")
+        ax_bler.set_title("Block error rate of the digital scheme")
+        axes.insert(1, ax_bler)
+    for ax in axes:
         ax.set_xlabel(SNR_LABEL)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
@@ -158,6 +191,31 @@ def link_figure(rows: Iterable[Mapping[str, Any]], title: str = "", varied: Sequ
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def _scheme_name(row: Mapping[str, Any]) -> str:
+    """ "analog", or "digital: 4 bit, 16qam, rate 0.5" from a row's scheme columns."""
+    if row.get("scheme") != "digital":
+        return "analog"
+    return (
+        f"digital: {row.get('quant_bits')} bit, {row.get('modulation')}, "
+        f"rate {_number(row.get('code_rate')):g}"
+    )
+
+
+def _draw_rate(ax, snr: np.ndarray, points, key: str, color: str, name: str) -> float:
+    """An error rate ``key`` with its ``_low``/``_high`` interval on a log axis; returns
+    the lowest value drawn (inf when none)."""
+    rate = np.array([_number(p.get(key)) for p in points])
+    rate = np.where(rate > 0, rate, np.nan)  # no errors seen: nothing to draw on a log axis
+    low = np.array([_number(p.get(f"{key}_low")) for p in points])
+    high = np.array([_number(p.get(f"{key}_high")) for p in points])
+    # Clipped at 0: at a rate of exactly 0 or 1 the Wilson end equals it up to rounding.
+    below = np.maximum(np.nan_to_num(rate - low, nan=0.0), 0.0)
+    above = np.maximum(np.nan_to_num(high - rate, nan=0.0), 0.0)
+    _draw(ax, snr, rate, below, above, color, name, False)
+    drawn = rate[rate > 0]
+    return float(drawn.min()) if drawn.size else math.inf
 
 
 def _draw(ax, x, y, below, above, color: str, name: str, with_theory: bool) -> None:

@@ -5,6 +5,12 @@ from. One :class:`~phy.link.Link` is built (and compiled once) per
 (channel, CSI, equalizer) combination and swept over the SNRs. Every point
 carries its 95 % Monte-Carlo interval (over independent slots) and, where one
 exists, the closed form (:mod:`phy.theory`) at the same SNR.
+
+A config whose uplink is digital (``link.scheme = "digital"``) is measured as a
+:class:`~phy.digital.DigitalLink`: its feature NMSE is after dequantization, and
+its rows add the block and coded bit error rates (:func:`phy.measure.measure_blocks`).
+:func:`with_analog_reference` adds the analog link of the same grid and channel,
+so that the digital curves are drawn beside the analog ones.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from phy import theory
-from phy.config import LinkConfig, LinkConfigError
+from phy.config import DigitalSettings, LinkConfig, LinkConfigError
+from phy.digital import DigitalLink, build_link
 from phy.link import Link
 from phy.link_figure import link_figure
-from phy.measure import measure
+from phy.measure import measure, measure_blocks
 
 # What phy.measure returns beside the three figures of merit: intervals and slot counts.
 INTERVAL_COLUMNS: tuple[str, ...] = (
@@ -30,22 +37,41 @@ INTERVAL_COLUMNS: tuple[str, ...] = (
     "slots",
     "ber_slots",
 )
+# What phy.measure.measure_blocks adds for a digital link: intervals and blocks sent.
+BLOCK_INTERVAL_COLUMNS: tuple[str, ...] = (
+    "bler_low",
+    "bler_high",
+    "ber_coded_low",
+    "ber_coded_high",
+    "blocks",
+)
+# The digital scheme's keys of LinkConfig (unset for an analog link).
+DIGITAL_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(DigitalSettings))
 
 COLUMNS: tuple[str, ...] = (
     "channel",
     "csi",
     "equalizer",
+    # Transmission scheme; the digital scheme's settings (empty for analog rows).
+    "scheme",
+    "modulation",
+    "code_rate",
+    "quant_bits",
     "snr_db",
     "feature_nmse",
     "feature_nmse_db",
     "post_eq_snr_db",
     "ber_qpsk",
+    # Digital rows: block error rate and bit error rate of the decoded payload.
+    "bler",
+    "ber_coded",
     # Closed forms at the same SNR; empty where none exists (phy.theory).
     "theory_nmse",
     "theory_ber_qpsk",
     # 95 % Monte-Carlo intervals (phy.confidence) and the independent slots
     # (channel realisations) the NMSE and the BER rest on.
     *INTERVAL_COLUMNS,
+    *BLOCK_INTERVAL_COLUMNS,
 )
 
 
@@ -99,6 +125,39 @@ def study_configs(
     ]
 
 
+def analog_reference(config: LinkConfig) -> LinkConfig:
+    """``config`` with the analog scheme and every digital key unset."""
+    unset = dict.fromkeys(("scheme", "uplink_scheme", "downlink_scheme", *DIGITAL_KEYS))
+    return dataclasses.replace(config, **unset)
+
+
+def with_analog_reference(
+    configs: Sequence[LinkConfig], varied: Sequence[dict[str, object]]
+) -> tuple[list[LinkConfig], list[dict[str, object]]]:
+    """Put the analog link of every digital config's grid and channel before them.
+
+    Input
+    -----
+    configs : sequence of LinkConfig
+    varied : sequence of dict, one per config (see :func:`run_study`)
+
+    Output
+    ------
+    : (configs, varied), the analog references first (once each, left out
+        where the study already has that analog link), their labels without
+        the digital keys
+    """
+    present = {analog_reference(c) for c in configs if c.scheme_of("uplink") == "analog"}
+    references, labels = [], []
+    for config, label in zip(configs, varied, strict=True):
+        ref = analog_reference(config)
+        if config.scheme_of("uplink") == "digital" and ref not in present:
+            present.add(ref)
+            references.append(ref)
+            labels.append({k: v for k, v in label.items() if k not in DIGITAL_KEYS})
+    return [*references, *configs], [*labels, *varied]
+
+
 def run_study(
     configs: Sequence[LinkConfig],
     snrs_db: Sequence[float],
@@ -136,8 +195,10 @@ def run_study(
         config = configs[i]
         if config not in links:
             links.clear()  # one compiled link alive at a time
-            links[config] = Link(config, feature_dim)
-        result = measure(links[config], snr, num_samples)
+            links[config] = build_link(config, feature_dim)
+        link = links[config]
+        result = measure(link, snr, num_samples)
+        blocks = measure_blocks(link, snr) if isinstance(link, DigitalLink) else {}
         nmse = result["feature_nmse"]
         rows.append(
             {
@@ -145,16 +206,33 @@ def run_study(
                 "csi": config.csi,
                 "equalizer": config.equalizer,
                 **labels[i],
+                **scheme_columns(config),
                 "snr_db": snr,
                 "feature_nmse": nmse,
                 "feature_nmse_db": 10 * math.log10(nmse) if nmse > 0 else -math.inf,
                 "post_eq_snr_db": result["post_eq_snr_db"],
                 "ber_qpsk": result["ber_qpsk"],
+                "bler": blocks.get("bler"),
+                "ber_coded": blocks.get("ber_coded"),
                 **theory_columns(config, snr),
                 **{key: result[key] for key in INTERVAL_COLUMNS},
+                **{key: blocks.get(key) for key in BLOCK_INTERVAL_COLUMNS},
             }
         )
     return rows
+
+
+def scheme_columns(config: LinkConfig) -> dict[str, object]:
+    """``scheme`` of the uplink and, for the digital one, ``modulation``,
+    ``code_rate`` and ``quant_bits`` (None for analog)."""
+    scheme = config.scheme_of("uplink")
+    settings = config.digital if scheme == "digital" else None
+    return {
+        "scheme": scheme,
+        "modulation": settings and settings.modulation,
+        "code_rate": settings and settings.code_rate,
+        "quant_bits": settings and settings.quant_bits,
+    }
 
 
 def theory_columns(config: LinkConfig, snr_db: float) -> dict[str, float | None]:
@@ -169,14 +247,18 @@ def theory_columns(config: LinkConfig, snr_db: float) -> dict[str, float | None]
     ------
     : dict with the two keys, float or None
     """
-    nmse = theory.feature_nmse(
-        config.channel,
-        config.csi,
-        config.equalizer,
-        snr_db,
-        channel_normalization=config.channel_normalization,
-        bs_antennas=config.bs_antennas,
-    )
+    if config.scheme_of("uplink") == "digital":
+        # Quantization and lost blocks have no closed form here; uncoded QPSK still does.
+        nmse = None
+    else:
+        nmse = theory.feature_nmse(
+            config.channel,
+            config.csi,
+            config.equalizer,
+            snr_db,
+            channel_normalization=config.channel_normalization,
+            bs_antennas=config.bs_antennas,
+        )
     ber = theory.qpsk_ber(
         config.channel,
         config.csi,
@@ -211,24 +293,42 @@ def write_csv(rows: Sequence[dict[str, object]], path: str | Path) -> Path:
 
 
 def format_table(rows: Sequence[dict[str, object]]) -> str:
-    """The rows as an aligned text table (theory: "-" where no closed form exists)."""
+    """The rows as an aligned text table (theory: "-" where no closed form exists;
+    with digital rows, their MCS, block and coded bit error rates)."""
 
     def maybe(value: object, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
     extra = varied_keys(rows)
+    digital = any(r.get("scheme") == "digital" for r in rows)
     header = "".join(f"{k[:14]:>15} " for k in extra)
-    header += f"{'channel':<9} {'csi':<8} {'equalizer':<9} {'SNR dB':>7} {'NMSE':>10} "
+    header += f"{'channel':<9} {'csi':<8} {'equalizer':<9} "
+    if digital:
+        header += f"{'scheme':<8} {'MCS':<16} "
+    header += f"{'SNR dB':>7} {'NMSE':>10} "
     header += f"{'theory':>10} {'NMSE dB':>8} {'postEq dB':>9} {'BER QPSK':>10} {'theory':>10}"
+    if digital:
+        header += f" {'BLER':>9} {'BER coded':>10}"
     lines = [header]
     for r in rows:
-        lines.append(
-            "".join(f"{r.get(k)!s:>15} " for k in extra)
-            + f"{r['channel']:<9} {r['csi']:<8} {r['equalizer']:<9} {r['snr_db']:>7.1f} "
+        line = "".join(f"{r.get(k)!s:>15} " for k in extra)
+        line += f"{r['channel']:<9} {r['csi']:<8} {r['equalizer']:<9} "
+        if digital:
+            mcs = (
+                f"{r['quant_bits']}b {r['modulation']} {r['code_rate']:g}"
+                if r.get("scheme") == "digital"
+                else "-"
+            )
+            line += f"{r.get('scheme', 'analog')!s:<8} {mcs:<16} "
+        line += (
+            f"{r['snr_db']:>7.1f} "
             f"{r['feature_nmse']:>10.4g} {maybe(r.get('theory_nmse'), '.4g'):>10} "
             f"{r['feature_nmse_db']:>8.2f} {r['post_eq_snr_db']:>9.2f} "
             f"{r['ber_qpsk']:>10.3e} {maybe(r.get('theory_ber_qpsk'), '.3e'):>10}"
         )
+        if digital:
+            line += f" {maybe(r.get('bler'), '.3g'):>9} {maybe(r.get('ber_coded'), '.3e'):>10}"
+        lines.append(line)
     return "\n".join(lines)
 
 

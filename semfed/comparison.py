@@ -165,14 +165,30 @@ def parse_where(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _metric_value(run: dict[str, Any], metric: str, protocol: str | None) -> float | None:
+def _metric_value(
+    run: dict[str, Any], metric: str, protocol: str | None, snr: float | None = None
+) -> float | None:
     s = run["summary"]
     if metric in CLUSTER_METRICS:
         return None if s.get(metric) is None else float(s[metric])
     if protocol is None:
         protocol = run["config"].get("evaluation.protocol", "global")
-    value = s.get(f"{metric}_test_acc_{protocol}")
-    return None if value is None else float(value)
+    if snr is None:
+        value = s.get(f"{metric}_test_acc_{protocol}")
+        return None if value is None else float(value)
+    by_snr = s.get(f"{metric}_test_acc_{protocol}_by_snr") or {}
+    found = [v for label, v in by_snr.items() if float(label) == snr]
+    if not found:
+        raise UserError(
+            f"--snr {snr:g}: {run['path']} has no {metric} accuracy at that evaluation SNR "
+            f"(has {', '.join(by_snr) or 'none'})"
+        )
+    return None if found[0] is None else float(found[0])
+
+
+def compared_value(run: dict[str, Any], keys: list[str]) -> str:
+    """The value of the compared key(s) in ``run``'s config, parts joined by "/"."""
+    return "/".join(_value_text(run["config"][k]) if k in run["config"] else "unset" for k in keys)
 
 
 def seed_statistics(
@@ -184,8 +200,12 @@ def seed_statistics(
     protocol: str | None = None,
     seed_keys: tuple[str, ...] = SEED_KEYS,
     with_convergence: bool = False,
+    snr: float | None = None,
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Rows of statistics over seeds for ``runs`` (from :func:`semfed.plot.load_runs`).
+
+    ``by`` is a config key or a comma list of keys (:func:`compared_value`);
+    ``snr`` takes the final accuracy at that evaluation SNR.
 
     Returns (the keys that tell groups apart, rows); each row holds those keys,
     ``by`` and :data:`STAT_COLUMNS` (and :data:`CONVERGENCE_COLUMNS` with
@@ -198,10 +218,11 @@ def seed_statistics(
         raise UserError(
             f"--metric {metric!r}: expected one of {', '.join(METRICS + CLUSTER_METRICS)}"
         )
+    by_keys = [k.strip() for k in by.split(",") if k.strip()]
     for r in runs:
-        if by not in r["config"]:
+        if not any(k in r["config"] for k in by_keys):
             raise UserError(f"--by {by}: {r['path']} has no config key {by}")
-    ignored = {*seed_keys, by}
+    ignored = {*seed_keys, *by_keys}
 
     def setting(r: dict[str, Any]) -> tuple:
         return tuple(
@@ -219,7 +240,7 @@ def seed_statistics(
                 f"{r['path']}: summary.json has no per-protocol final accuracy "
                 "(a run from an older semfed: rerun it)"
             )
-        value = _value_text(r["config"][by])
+        value = compared_value(r, by_keys)
         seeds = tuple(r["config"].get(k) for k in seed_keys)
         members = groups[setting(r)].setdefault(value, {})
         if seeds in members:
@@ -250,7 +271,9 @@ def seed_statistics(
         ref = g.get(paired) if paired is not None else None
         for value in sorted(g, key=lambda v: (v != paired, v)):
             members = g[value]
-            vals = {seeds: _metric_value(r, metric, protocol) for seeds, r in members.items()}
+            vals = {
+                seeds: _metric_value(r, metric, protocol, snr) for seeds, r in members.items()
+            }
             finite = [v for v in vals.values() if v is not None]
             row: dict[str, Any] = {k: s.get(k, "") for k in varying}
             row[by] = value
@@ -264,7 +287,7 @@ def seed_statistics(
                 row.update(_convergence_columns(list(members.values()), protocol))
             if ref is not None and value != paired:
                 common = sorted(k for k in vals if k in ref and vals[k] is not None)
-                ref_vals = {k: _metric_value(ref[k], metric, protocol) for k in common}
+                ref_vals = {k: _metric_value(ref[k], metric, protocol, snr) for k in common}
                 common = [k for k in common if ref_vals[k] is not None]
                 for k in common:
                     fa = members[k]["summary"].get("partition_fingerprint")
@@ -364,6 +387,7 @@ def statistics_for(
     where: dict[str, Any] | None = None,
     seed_keys: tuple[str, ...] = SEED_KEYS,
     with_convergence: bool = False,
+    snr: float | None = None,
 ) -> tuple[list[dict[str, Any]], list[str], list[dict[str, Any]]]:
     """Load the finished runs under ``paths``, keep those matching ``where`` and
     return (runs, varying keys, rows) of :func:`seed_statistics`."""
@@ -381,6 +405,7 @@ def statistics_for(
         protocol=protocol,
         seed_keys=seed_keys,
         with_convergence=with_convergence,
+        snr=snr,
     )
     return runs, varying, rows
 

@@ -176,12 +176,8 @@ def plan_runs(
     (e.g. FedAvg on heterogeneous encoders, which it cannot run).
     """
     base = load_config(config_path, overrides)  # the base must be valid on its own
-    # Keys unset by default (link.speed_kmh, link.fft_size, ...) are not in to_dict().
-    known = _known_keys(base.to_dict()) | {
-        f"{section.name}.{f.name}"
-        for section in dataclasses.fields(base)
-        for f in dataclasses.fields(getattr(base, section.name))
-    }
+    # Every field, unset ones (None, left out of to_dict) included.
+    known = _known_keys(dataclasses.asdict(base))
     if seeds is not None and not seed_keys:
         raise SweepError("--seed-keys: no key given")
     for key in seed_keys:

@@ -181,6 +181,7 @@ def run_training(
     try:
         for t in range(start, config.training.rounds):
             t0 = time.time()
+            algorithm.radio.reset_counts()
             try:
                 stats = algorithm.run_round(t, rng)
             except TrainingDiverged:
@@ -198,6 +199,8 @@ def run_training(
                 "round": t,
                 "algorithm": config.algorithm.name,
                 **asdict(stats),
+                # Code blocks of the round's training traffic (digital directions only).
+                **algorithm.radio.block_record(),
             }
             for key in COMMUNICATION_KEYS:
                 totals[f"total_{key}"] += record[key]

@@ -311,6 +311,32 @@ def test_compare_prints_and_writes_means_intervals_and_paired_differences(
     assert oracle[1]["mean"] == pytest.approx(0.5733333, abs=1e-6)
 
 
+def test_compare_by_a_key_combination_at_one_evaluation_snr(tmp_path):
+    """Analog against a digital MCS: the schemes differ in several link keys, one
+    of which the analog config leaves unset; --snr reads the by-SNR accuracies."""
+    root = tmp_path / "schemes"
+    digital = ["link.scheme=digital", "link.modulation=16qam", "link.quant_bits=1"]
+    for seed, (acc_a, acc_d) in enumerate(zip(A, B, strict=True)):
+        _fake_summary_run(root / f"analog_{seed}", "fedcl", seed, 0.0, "link.scheme=analog")
+        _fake_summary_run(root / f"digital_{seed}", "fedcl", seed, 0.0, *digital)
+        for name, acc in ((f"analog_{seed}", acc_a), (f"digital_{seed}", acc_d)):
+            path = root / name / "summary.json"
+            summary = json.loads(path.read_text())
+            summary["final_test_acc_global_by_snr"] = {"10": acc, "-5": acc / 2}
+            path.write_text(json.dumps(summary))
+    by = "link.scheme,link.modulation,link.quant_bits"
+    _, rows = seed_statistics(_load(root), by, paired="analog/unset/unset", snr=10.0)
+    assert [r[by] for r in rows] == ["analog/unset/unset", "digital/16qam/1"]
+    assert rows[1]["diff_mean"] == pytest.approx(-0.0433333, abs=1e-6)  # B - A, as above
+    _, rows = seed_statistics(_load(root), by, paired="analog/unset/unset", snr=-5.0)
+    assert rows[1]["diff_mean"] == pytest.approx(-0.0433333 / 2, abs=1e-6)
+    with pytest.raises(UserError, match="--snr 3"):
+        seed_statistics(_load(root), by, snr=3.0)
+    # One key alone leaves the others to tell the runs apart: refused.
+    with pytest.raises(UserError, match="not only in seeds"):
+        seed_statistics(_load(root), "link.scheme", paired="analog")
+
+
 def _load(path: Path):
     from semfed.plot import load_runs
 

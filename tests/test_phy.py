@@ -510,14 +510,14 @@ def test_link_cli_varies_link_keys_given_as_lists(tmp_path, capsys):
     with (out / "link.csv").open() as f:
         reader = csv.DictReader(f)
         rows = list(reader)
-    # One column per varied key after the equalizer (the channel has its own already);
-    # every combination, in order.
+    # One column per varied key after the equalizer (the channel has its own already),
+    # then the scheme's columns; every combination, in order.
     assert reader.fieldnames[:5] == [
         "channel",
         "csi",
         "equalizer",
         "cyclic_prefix_length",
-        "snr_db",
+        "scheme",
     ]
     assert [(r["channel"], r["cyclic_prefix_length"]) for r in rows] == [
         ("awgn", "6"),

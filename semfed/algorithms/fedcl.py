@@ -101,8 +101,13 @@ class RoundStats:
     separation: float | None
     # mean ||SCG(z_c)|| before any projection; diverges for eq. 9 as printed
     centroid_norm: float | None
-    uplink_symbols: int = 0  # features: E * B * d/2 per client
-    downlink_symbols: int = 0  # cut-layer gradients: E * B * d/2 per client
+    # Complex channel uses of the round, summed over clients: features up,
+    # cut-layer gradients down; E * B * d/2 per client with the analog scheme,
+    # E whole slots of codewords per batch with the digital one.
+    uplink_symbols: int = 0
+    downlink_symbols: int = 0
+    uplink_symbols_per_sample: float = 0.0
+    downlink_symbols_per_sample: float = 0.0
     param_bits: int = 0  # no parameters travel
     uplink_slots: int = 0  # the busiest client's slots (clients in parallel, phy.airtime)
     downlink_slots: int = 0
@@ -280,7 +285,11 @@ class FedCL(Algorithm):
         """Algorithm 1, lines 4-16."""
         passes = self.train_clients(round_index, rng)
         scg_loss = self.aggregate(passes, round_index)
-        sent = sum(p.samples for p in passes) * (self.feature_dim // 2)
+        # Every mini-batch is full (batch_schedule), so a pass is samples / B batches.
+        batch = self.config.training.batch_size
+        samples = sum(p.samples for p in passes)
+        up = samples // batch * self.radio.channel_uses("uplink", batch)
+        down = samples // batch * self.radio.channel_uses("downlink", batch)
         stats = RoundStats(
             train_loss=mean_of(passes, "losses"),
             task_loss=mean_of(passes, "task_losses"),
@@ -288,8 +297,10 @@ class FedCL(Algorithm):
             scg_loss=scg_loss,
             separation=None,
             centroid_norm=None,
-            uplink_symbols=sent,
-            downlink_symbols=sent,
+            uplink_symbols=up,
+            downlink_symbols=down,
+            uplink_symbols_per_sample=up / samples,
+            downlink_symbols_per_sample=down / samples,
             **asdict(self.feature_airtime(passes)),
         )
         if self.centroid_source != "none":

@@ -14,7 +14,11 @@ Two modes:
   its 95 % interval and the paired t-test's p-value (:mod:`semfed.statistics`).
   Refused when the runs of different ``KEY`` values differ in anything but
   seeds (select a fair subset with ``--where``), when two runs share a seed, or
-  when paired runs were trained on different splits.
+  when paired runs were trained on different splits. ``KEY`` may be a comma list
+  (``--by link.scheme,link.modulation``): the compared value is the combination,
+  its parts joined by "/" ("unset" for a key a run's config leaves unset).
+  ``--snr DB`` compares the final accuracy at one evaluation SNR
+  (``evaluation.snr_db`` a list) instead of the first.
 """
 
 from __future__ import annotations
@@ -56,7 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "runs", nargs="+", metavar="DIR", help="run directories (semfed train --out) or sweeps"
     )
-    p.add_argument("--by", metavar="KEY", help="the compared config key, e.g. algorithm.name")
+    p.add_argument(
+        "--by",
+        metavar="KEY",
+        help="the compared config key, e.g. algorithm.name; a comma list compares the "
+        "combinations, named by their values joined by / (unset: a key the config leaves unset)",
+    )
     p.add_argument(
         "--paired",
         metavar="VALUE",
@@ -75,6 +84,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--protocol",
         choices=PROTOCOLS,
         help="with --by: the evaluation protocol (default: each run's evaluation.protocol)",
+    )
+    p.add_argument(
+        "--snr",
+        metavar="DB",
+        type=float,
+        help="with --by: the final accuracy at this evaluation SNR (evaluation.snr_db a list)",
     )
     p.add_argument(
         "--where",
@@ -106,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--metric {args.metric} needs --by KEY")
         if args.convergence:
             raise UserError("--convergence needs --by KEY")
-        for option in ("paired", "protocol"):
+        for option in ("paired", "protocol", "snr"):
             if getattr(args, option) is not None:
                 raise UserError(f"--{option} needs --by KEY")
         if args.where:
@@ -131,12 +146,15 @@ def run(args: argparse.Namespace) -> int:
         where=parse_where(args.where),
         seed_keys=seed_keys,
         with_convergence=args.convergence,
+        snr=args.snr,
     )
     protocols = {args.protocol or r["config"].get("evaluation.protocol", "global") for r in runs}
     what = (
         f"{args.metric} of the received test features (by class)"
         if args.metric in CLUSTER_METRICS
-        else f"{args.metric} test accuracy, protocol {', '.join(sorted(protocols))}"
+        else f"{args.metric} test accuracy"
+        + (f" at evaluation SNR {args.snr:g} dB" if args.snr is not None else "")
+        + f", protocol {', '.join(sorted(protocols))}"
     )
     print(
         f"{what}; "

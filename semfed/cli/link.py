@@ -13,6 +13,15 @@ form exists (AWGN and Rayleigh with perfect CSI, :mod:`phy.theory`) it is in
 the CSV (``theory_nmse``, ``theory_ber_qpsk``) and dashed on the plot; every
 point has a 95 % interval over its independent slots (``*_low``, ``*_high``,
 ``slots``, ``ber_slots``).
+
+With the digital scheme (``--set link.scheme=digital``, :mod:`phy.digital`) the
+study measures the block error rate and the coded bit error rate too (columns
+``scheme``, ``modulation``, ``code_rate``, ``quant_bits``, ``bler``,
+``ber_coded``) and adds the analog link of the same channel, so that the
+figure shows the digital curves beside the analog ones::
+
+    semfed link --set link.scheme=digital --set link.modulation=qpsk,16qam \\
+        --set link.code_rate=0.5 --snr=-5:20:1 --out runs/digital
 """
 
 from __future__ import annotations
@@ -57,7 +66,8 @@ def split_varied(overrides: list[str]) -> tuple[list[str], list[tuple[str, list[
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "link",
-        help="link-level study: feature NMSE, post-equalisation SNR, QPSK BER vs SNR",
+        help="link-level study: feature NMSE, post-equalisation SNR, QPSK BER (and the "
+        "digital scheme's block and coded bit error rates) vs SNR",
         description="Sweep channel models, CSI and equalizers over SNRs on the configured "
         "OFDM link; print a table and write DIR/link.csv and DIR/link.png, with the closed "
         "form dashed where one exists (AWGN, Rayleigh with perfect CSI) and 95 % intervals "
@@ -136,6 +146,8 @@ def run(args: argparse.Namespace) -> int:
         ):
             configs.append(c)
             labels.append(label)
+    # A digital study is drawn beside the analog link of the same grid and channel.
+    configs, labels = study.with_analog_reference(configs, labels)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     set_seed(args.seed)
