@@ -271,9 +271,7 @@ def seed_statistics(
         ref = g.get(paired) if paired is not None else None
         for value in sorted(g, key=lambda v: (v != paired, v)):
             members = g[value]
-            vals = {
-                seeds: _metric_value(r, metric, protocol, snr) for seeds, r in members.items()
-            }
+            vals = {seeds: _metric_value(r, metric, protocol, snr) for seeds, r in members.items()}
             finite = [v for v in vals.values() if v is not None]
             row: dict[str, Any] = {k: s.get(k, "") for k in varying}
             row[by] = value
