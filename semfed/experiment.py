@@ -232,12 +232,17 @@ def default_out(exp: Experiment, scale: str) -> Path:
 
 
 def make_experiment_plots(exp: Experiment, scale: str, out: Path) -> list[Path]:
-    from semfed.plot import make_plots
+    from semfed.plot import _select, load_runs, make_plots
 
     note = exp.scales[scale].note
+    runs = load_runs([out / "runs"])
     made = []
     for i, p in enumerate(exp.plots):
         prefix = p.get("name", f"{i}_")
+        if p.get("where") and not _select(runs, p["where"]):
+            # A series this scale does not run (e.g. heterogeneous encoders at medium).
+            print(f"plot {prefix}{p['kind']}: no run at this scale matches {p['where']}; skipped")
+            continue
         made += make_plots(
             [out / "runs"],
             out / "plots",
