@@ -28,6 +28,9 @@ from phy import theory
 SNR_LABEL = "SNR Es/N0 per data RE [dB]"
 # BER axis floor: the AWGN theory falls to 1e-70 at 25 dB, far below any measurement.
 BER_FLOOR = 1e-7
+# Up to this many curves each panel has its own legend; more share one under the panels.
+FEW_CURVES = 6
+MARKERS = ("o", "s", "^", "D", "v")
 
 
 def _number(value: Any) -> float:
@@ -124,6 +127,8 @@ def link_figure(rows: Iterable[Mapping[str, Any]], title: str = "", varied: Sequ
         source, channel, csi, equalizer, extra, scheme = key
         points = sorted(points, key=lambda p: _number(p["snr_db"]))
         color = f"C{index % 10}"
+        # Past ten curves the marker tells them apart.
+        marker = MARKERS[(index // 10) % len(MARKERS)]
         name = f"{channel}, {csi} CSI, {equalizer}" + (f", {extra}" if extra else "")
         name = ": ".join([*([source] if source else []), name])
         name += f", {scheme}" if scheme else ""
@@ -139,14 +144,16 @@ def link_figure(rows: Iterable[Mapping[str, Any]], title: str = "", varied: Sequ
         below = np.nan_to_num(nmse_db - _db(low), nan=0.0)
         above = np.nan_to_num(_db(high) - nmse_db, nan=0.0)
         open_below += [(x, y, color) for x, y, lo in zip(snr, nmse_db, low, strict=True) if lo == 0]
-        _draw(ax_nmse, snr, nmse_db, below, above, color, name, nmse_theory is not None)
+        _draw(ax_nmse, snr, nmse_db, below, above, color, name, nmse_theory is not None, marker)
         if nmse_theory is not None:
             ax_nmse.plot(grid, _db(nmse_theory), "--", color=color, label=f"{name}: theory")
 
         if digital:
-            _draw_rate(ax_bler, snr, points, "bler", color, name)
+            _draw_rate(ax_bler, snr, points, "bler", color, name, marker)
             # The coded BER; the uncoded QPSK BER of the channel is the analog rows'.
-            lowest_ber = min(lowest_ber, _draw_rate(ax_ber, snr, points, "ber_coded", color, name))
+            lowest_ber = min(
+                lowest_ber, _draw_rate(ax_ber, snr, points, "ber_coded", color, name, marker)
+            )
             continue
         ber = np.array([_number(p["ber_qpsk"]) for p in points])
         ber = np.where(ber > 0, ber, np.nan)  # no errors seen: nothing to draw on a log axis
@@ -154,7 +161,7 @@ def link_figure(rows: Iterable[Mapping[str, Any]], title: str = "", varied: Sequ
         high = np.array([_number(p.get("ber_qpsk_high")) for p in points])
         below = np.nan_to_num(ber - low, nan=0.0)
         above = np.nan_to_num(high - ber, nan=0.0)
-        _draw(ax_ber, snr, ber, below, above, color, name, ber_theory is not None)
+        _draw(ax_ber, snr, ber, below, above, color, name, ber_theory is not None, marker)
         if ber_theory is not None:
             ax_ber.semilogy(grid, ber_theory, "--", color=color, label=f"{name}: theory")
         drawn = np.concatenate([ber, np.where(np.isnan(ber), np.nan, low)])
@@ -186,11 +193,38 @@ def link_figure(rows: Iterable[Mapping[str, Any]], title: str = "", varied: Sequ
     for ax in axes:
         ax.set_xlabel(SNR_LABEL)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+    bottom = _legends(fig, axes, len(curves))
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0.0, bottom, 1.0, 1.0))
     return fig
+
+
+def _legends(fig, axes, n_curves: int) -> float:
+    """Each curve once, theory as one entry: in each panel for a few curves, else one
+    legend of several columns under the panels (the figure grows to hold it). Returns
+    the fraction of the figure's height the panels must leave free at the bottom."""
+    from matplotlib.lines import Line2D
+
+    def entries(ax):
+        handles, labels = ax.get_legend_handles_labels()
+        kept = [(h, lab) for h, lab in zip(handles, labels, strict=True) if "theory" not in lab]
+        if any(lab.endswith(": theory") for lab in labels):
+            kept.append((Line2D([], [], color="grey", ls="--"), "theory (dashed, same colour)"))
+        return [h for h, _ in kept], [lab for _, lab in kept]
+
+    if n_curves <= FEW_CURVES:
+        for ax in axes:
+            ax.legend(*entries(ax), fontsize=7)
+        return 0.0
+    handles, labels = entries(axes[0])
+    columns = 3 if len(axes) > 2 else 2
+    rows = math.ceil(len(labels) / columns)
+    width, height = fig.get_size_inches()
+    extra = 0.16 * rows + 0.3
+    fig.set_size_inches(width, height + extra)
+    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=7, frameon=False)
+    return extra / (height + extra)
 
 
 def _scheme_name(row: Mapping[str, Any]) -> str:
@@ -203,7 +237,9 @@ def _scheme_name(row: Mapping[str, Any]) -> str:
     )
 
 
-def _draw_rate(ax, snr: np.ndarray, points, key: str, color: str, name: str) -> float:
+def _draw_rate(
+    ax, snr: np.ndarray, points, key: str, color: str, name: str, marker: str = "o"
+) -> float:
     """An error rate ``key`` with its ``_low``/``_high`` interval on a log axis; returns
     the lowest value drawn (inf when none)."""
     rate = np.array([_number(p.get(key)) for p in points])
@@ -213,19 +249,21 @@ def _draw_rate(ax, snr: np.ndarray, points, key: str, color: str, name: str) -> 
     # Clipped at 0: at a rate of exactly 0 or 1 the Wilson end equals it up to rounding.
     below = np.maximum(np.nan_to_num(rate - low, nan=0.0), 0.0)
     above = np.maximum(np.nan_to_num(high - rate, nan=0.0), 0.0)
-    _draw(ax, snr, rate, below, above, color, name, False)
+    _draw(ax, snr, rate, below, above, color, name, False, marker)
     drawn = rate[rate > 0]
     return float(drawn.min()) if drawn.size else math.inf
 
 
-def _draw(ax, x, y, below, above, color: str, name: str, with_theory: bool) -> None:
+def _draw(
+    ax, x, y, below, above, color: str, name: str, with_theory: bool, marker: str = "o"
+) -> None:
     """Measured points with their interval bars; joined only when no theory is drawn."""
     label = name if with_theory else f"{name}: simulated"
     ax.errorbar(
         x,
         y,
         yerr=np.vstack([below, above]),
-        fmt="o" if with_theory else "o-",
+        fmt=marker if with_theory else f"{marker}-",
         color=color,
         markersize=4,
         capsize=3,

@@ -62,16 +62,20 @@ def _is_run(path: Path) -> bool:
 
 
 def load_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
-    """Every run in ``paths``: a run directory, or a sweep directory of run directories."""
+    """Every run in ``paths``: a run directory, a sweep directory of run directories, or
+    an experiment's result folder (``experiments/results/<name>/<scale>``, whose sweep is
+    its ``runs/``)."""
     runs = []
     for p in map(Path, paths):
         if not p.is_dir():
             raise UserError(f"{p} is not a directory")
         found = [p] if _is_run(p) else sorted(d for d in p.iterdir() if d.is_dir() and _is_run(d))
+        if not found and (p / "runs").is_dir():
+            found = sorted(d for d in (p / "runs").iterdir() if d.is_dir() and _is_run(d))
         if not found:
             raise UserError(
-                f"{p} holds no run (no metrics.jsonl, summary.json or features.npz in it "
-                "or its subdirectories)"
+                f"{p} holds no run (no metrics.jsonl, summary.json or features.npz in it, "
+                "its subdirectories or its runs/ folder)"
             )
         for d in found:
             config: dict[str, Any] = {}
@@ -174,8 +178,19 @@ def title_for(
         parts.append(f"protocol {protocol}")
     seeds = {_seeds(r) for r in runs}
     parts.append(f"n = {len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
-    text = head + "\n" + ", ".join(parts)
-    return text + _note_lines(note)
+    return head + _part_lines(parts) + _note_lines(note)
+
+
+def _part_lines(parts: list[str], width: int = 78) -> str:
+    """``parts`` joined by commas, as extra title lines no wider than ``width`` that
+    never break inside a part."""
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + 2 + len(part) <= width:
+            lines[-1] += ", " + part
+        else:
+            lines.append(part)
+    return "".join("\n" + line for line in lines)
 
 
 def _note_lines(note: str, width: int = 78) -> str:

@@ -9,9 +9,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "plot",
         help="accuracy vs round, accuracy vs SNR, or t-SNE of received features (PNG and PDF)",
-        description="Plot from run directories (semfed train --out) or sweep directories "
-        "(semfed sweep --out). curves: test accuracy vs round, one curve per setting, mean "
-        "and min-max band over seeds. snr: final accuracy vs SNR, one curve per setting "
+        description="Plot from run directories (semfed train --out), sweep directories "
+        "(semfed sweep --out) or an experiment's results (experiments/results/NAME/SCALE). "
+        "curves: test accuracy vs round, one curve per setting, mean "
+        "and 95 % interval band over seeds. snr: final accuracy vs SNR, one curve per setting "
         "(usually the algorithm), from test_acc_by_snr or a sweep over link.uplink_snr_db. "
         "vs: final accuracy vs any config key (--x partition.ways: accuracy vs m). "
         "cost: final accuracy vs the run's communication load (--cost airtime: vs its "
