@@ -60,7 +60,7 @@ TOP_KEYS = {
 }
 SCALE_KEYS = {"seeds", "note", "set", "grid"}
 PLOT_KEYS = {"kind", "x", "metric", "where", "by", "name", "protocol", "cost"}
-COMPARE_KEYS = {"by", "paired", "where", "name", "metric", "protocols"}
+COMPARE_KEYS = {"by", "paired", "where", "name", "metric", "protocols", "snr"}
 PROTOCOLS = ("global", "personal", "masked")
 SIMPLE = re.compile(r"^[A-Za-z0-9_.+\-]+$")
 
@@ -201,6 +201,12 @@ def load_experiment(path: str | Path) -> Experiment:
             raise ExperimentError(f"{path}: compare[{i}]: unknown key(s) {', '.join(extra)}")
         if not isinstance(c.get("by"), str):
             raise ExperimentError(f"{path}: compare[{i}].by: a config key is required")
+        snr = c.get("snr")
+        if snr is not None and (isinstance(snr, bool) or not isinstance(snr, int | float)):
+            raise ExperimentError(
+                f"{path}: compare[{i}].snr: expected a number (an evaluation.snr_db value), "
+                f"got {snr!r}"
+            )
         for proto in c.get("protocols", PROTOCOLS):
             if proto not in PROTOCOLS:
                 raise ExperimentError(
@@ -265,7 +271,8 @@ def make_experiment_compares(
     """``semfed compare`` for every ``[[compare]]`` of the file, under each of its
     protocols: ``OUT/compare_<name>_<protocol>.csv`` (a cluster metric has no
     protocol: ``OUT/compare_<name>.csv``), with the convergence columns for
-    accuracy."""
+    accuracy at the training SNR. ``snr`` compares the final accuracy at that
+    evaluation SNR (``evaluation.snr_db`` a list), as ``semfed compare --snr``."""
     from semfed.comparison import (
         CLUSTER_METRICS,
         format_statistics,
@@ -286,10 +293,12 @@ def make_experiment_compares(
                 metric=metric,
                 protocol=protocol,
                 where=c.get("where"),
-                with_convergence=metric not in CLUSTER_METRICS,
+                with_convergence=metric not in CLUSTER_METRICS and c.get("snr") is None,
+                snr=c.get("snr"),
             )
             stem = f"compare_{name}" + (f"_{protocol}" if protocol else "")
-            log(f"{stem}: {metric}" + (f", protocol {protocol}" if protocol else ""))
+            at = f" at {c['snr']:g} dB" if c.get("snr") is not None else ""
+            log(f"{stem}: {metric}{at}" + (f", protocol {protocol}" if protocol else ""))
             log(format_statistics(varying, c["by"], rows, c.get("paired")))
             write_statistics_csv(out / f"{stem}.csv", varying, c["by"], rows)
             made.append(out / f"{stem}.csv")

@@ -337,6 +337,33 @@ def test_compare_by_a_key_combination_at_one_evaluation_snr(tmp_path):
         seed_statistics(_load(root), "link.scheme", paired="analog")
 
 
+def test_experiment_compare_at_an_evaluation_snr(tmp_path):
+    """[[compare]] with snr reads the by-SNR accuracies, as semfed compare --snr."""
+    from semfed.experiment import ExperimentError, load_experiment, make_experiment_compares
+
+    out = tmp_path / "out"
+    for seed, (acc_a, acc_b) in enumerate(zip(A, B, strict=True)):
+        for name, acc, antennas in (("one", acc_a, 1), ("four", acc_b, 4)):
+            run = out / "runs" / f"{name}_{seed}"
+            _fake_summary_run(run, "fedcl", seed, 0.0, f"link.bs_antennas={antennas}")
+            summary = json.loads((run / "summary.json").read_text())
+            summary["final_test_acc_global_by_snr"] = {"10": acc, "-5": acc / 2}
+            (run / "summary.json").write_text(json.dumps(summary))
+    (tmp_path / "base.toml").write_text("")
+    spec = tmp_path / "e.toml"
+    spec.write_text(
+        'config = "base.toml"\n[[compare]]\nby = "link.bs_antennas"\npaired = "1"\n'
+        'name = "low"\nsnr = -5\nprotocols = ["global"]\n'
+    )
+    (made,) = make_experiment_compares(load_experiment(spec), out, log=lambda _: None)
+    rows = {r["link.bs_antennas"]: r for r in csv.DictReader(made.open())}
+    assert float(rows["4"]["diff_mean"]) == pytest.approx(-0.0433333 / 2, abs=1e-6)
+    assert "converged" not in rows["1"]  # convergence is of the training-SNR curve
+    spec.write_text('config = "base.toml"\n[[compare]]\nby = "a.b"\nsnr = "low"\n')
+    with pytest.raises(ExperimentError, match=r"compare\[0\]\.snr"):
+        load_experiment(spec)
+
+
 def _load(path: Path):
     from semfed.plot import load_runs
 

@@ -53,9 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "runs that differ only in algorithm.* (refuses unfair comparisons). With --by KEY: "
         "runs (sweep directories or run directories) grouped by every config key except the "
         "seed keys and KEY; per group and value of KEY the number of seeds n, mean, standard "
-        "deviation and 95 %% Student-t interval, and with --paired VALUE the paired difference "
+        "deviation and 95 % Student-t interval, and with --paired VALUE the paired difference "
         "of every other value against VALUE (row minus paired row, seed by seed) with its "
-        "95 %% interval and paired t-test p-value.",
+        "95 % interval and paired t-test p-value.",
     )
     p.add_argument(
         "runs", nargs="+", metavar="DIR", help="run directories (semfed train --out) or sweeps"
