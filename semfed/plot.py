@@ -43,7 +43,8 @@ KINDS = ("curves", "snr", "vs", "cost", "link", "tsne")
 COSTS = ("load", "airtime")
 TSNE_MAX_POINTS = 2000
 # Keys that never define a distinct setting.
-IGNORED_PREFIXES = ("output.",)
+# output: where a run went; drop: a cell drop a run resolved from its seed (semfed.cell).
+IGNORED_PREFIXES = ("output.", "drop.")
 SNR_KEYS = ("link.uplink_snr_db", "link.downlink_snr_db", "evaluation.snr_db")
 
 
