@@ -116,7 +116,9 @@ class LinkConfig:
 
     SNR is Es/N0 per data resource element in dB with the channel normalised to
     unit mean gain. ``uplink_snr_db`` / ``downlink_snr_db`` are one value for all
-    users or a tuple with one value per user.
+    users or a tuple with one value per user. With ``topology`` set the users'
+    SNRs come from a cell drop's link budgets instead (:mod:`phy.topology`,
+    :attr:`link_budget`); the link itself still takes them as a [U] tensor.
     """
 
     # Resource grid of one user (OFDMA: each user has its own sub-band).

@@ -329,7 +329,8 @@ def final_accuracies(records: list[dict[str, Any]], evaluation) -> dict[str, Any
     selected on the test set (an optimistic bound, never a headline figure).
     ``final_test_acc[_<protocol>]_by_snr``: the window mean at each evaluation SNR.
     """
-    records = [r for r in records if "test_acc" in r]  # evaluated rounds only
+    # Evaluated rounds only (a cell drop's round 0 is written unevaluated).
+    records = [r for r in records if any(key.startswith("test_acc") for key in r)]
     window = records[-evaluation.final_window :]
     out: dict[str, Any] = {"final_window": len(window), "protocol": evaluation.protocol}
 
