@@ -12,6 +12,11 @@ antennas N_r (``--antennas``, default 1, 2, 4, 8; ``--antenna-channel``,
 default TDL-A), with the ratio to N_r = 1, for the configured equalizer combining
 the antennas and for maximum-ratio combining. This is a benchmark, not a test.
 
+A cell drop follows (``--topology``, default UMi, UMa and RMa): the time of one
+:func:`phy.topology.cell_drop` of the U users (Sionna's sector drop, LoS and
+indoor states, path loss and shadow fading, the link budgets), which a run
+with ``link.topology`` pays once, before its first round.
+
 The digital scheme (:mod:`phy.digital`) follows on TDL-A with LS CSI for three
 MCS (bits per feature, QAM, code rate): its channel uses per second, the time
 of one call, and the LDPC decoder's share of the call, from the same call
@@ -33,6 +38,7 @@ from phy.config import LinkConfig
 from phy.digital import DigitalLink
 from phy.link import Link
 from phy.seeding import set_seed
+from phy.topology import cell_drop
 
 CHANNELS = ("awgn", "rayleigh", "tdl-a", "cdl-a")
 # (quant_bits, modulation, code_rate) of the digital cases: the study's robust and
@@ -144,6 +150,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--antennas", default="1,2,4,8", help="comma list of N_r (empty: no antenna cases)"
     )
     parser.add_argument("--antenna-channel", default="tdl-a", help="channel of the antenna cases")
+    parser.add_argument(
+        "--topology",
+        default="umi,uma,rma",
+        help="comma list of the cell drops to time (empty: none)",
+    )
     args = parser.parse_args(argv)
     set_seed(args.seed)
     tf.random.set_seed(args.seed)
@@ -198,6 +209,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{link_s / first:8.2f}",
                     flush=True,
                 )
+    scenarios = [t for t in args.topology.split(",") if t]
+    if scenarios:
+        print(f"cell drop of {args.users} users (once per run, before round 1):")
+        print(f"{'scenario':<9} {'ms/drop':>8} {'median uplink SNR dB':>21}")
+    for scenario in scenarios:
+        config = LinkConfig(topology=scenario)
+        drop_s = seconds_per_call(
+            lambda c=config: cell_drop(c, args.users, args.seed), args.repeats
+        )
+        median = float(np.median(cell_drop(config, args.users, args.seed).uplink_snr_db))
+        print(f"{scenario:<9} {drop_s * 1e3:8.1f} {median:21.1f}", flush=True)
     print(
         f"\ndigital uplink, tdl-a, CSI {args.csi}: bits/feature, QAM, code rate; the "
         "LDPC decoder's share of a call from the same call with 1 BP iteration instead of 20"

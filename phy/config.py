@@ -13,6 +13,9 @@ import math
 from dataclasses import dataclass, fields
 from typing import Literal
 
+from phy import link_budget as budget
+from phy.link_budget import TOPOLOGIES, TOPOLOGY_SNRS, LinkBudget
+
 SUBCARRIERS_PER_RB = 12
 
 CHANNEL_MODELS: tuple[str, ...] = (
@@ -113,7 +116,9 @@ class LinkConfig:
 
     SNR is Es/N0 per data resource element in dB with the channel normalised to
     unit mean gain. ``uplink_snr_db`` / ``downlink_snr_db`` are one value for all
-    users or a tuple with one value per user.
+    users or a tuple with one value per user. With ``topology`` set the users'
+    SNRs come from a cell drop's link budgets instead (:mod:`phy.topology`,
+    :attr:`link_budget`); the link itself still takes them as a [U] tensor.
     """
 
     # Resource grid of one user (OFDMA: each user has its own sub-band).
@@ -156,6 +161,23 @@ class LinkConfig:
     # Noise.
     uplink_snr_db: SnrDb = 10.0
     downlink_snr_db: SnrDb = 10.0
+    # Users dropped in one 38.901 sector (phy.topology, phy.link_budget): "umi",
+    # "uma" or "rma" gives each user the SNR of its link budget (path loss and
+    # shadow fading of its place in the drop) instead of uplink_snr_db /
+    # downlink_snr_db; "none" (or unset) is the typed SNRs. The keys below are
+    # unset (None) unless given, so that configs without them keep their hash;
+    # :attr:`link_budget` gives them with their defaults.
+    topology: Literal["none", "umi", "uma", "rma"] | None = None
+    min_distance_m: float | None = None
+    max_distance_m: float | None = None
+    indoor_probability: float | None = None
+    ue_tx_power_dbm: float | None = None
+    bs_tx_power_dbm: float | None = None
+    ue_noise_figure_db: float | None = None
+    bs_noise_figure_db: float | None = None
+    # "per_user": each user at its own budget's SNR; "median": every user at the
+    # drop's median SNR (a uniform reference with the same drop and budget).
+    topology_snr: Literal["per_user", "median"] | None = None
     precision: Literal["single", "double"] = "single"
     # Airtime of the digital baselines' payloads (FedAvg's parameters, FedProto's
     # prototypes): bits per data RE on the same grid (2: uncoded QPSK).
@@ -268,6 +290,7 @@ class LinkConfig:
                 "a positive number (bits per data RE; 2 is uncoded QPSK)",
             )
         self._check_antennas()
+        self._check_topology()
         for key in ("uplink_snr_db", "downlink_snr_db"):
             value = getattr(self, key)
             if isinstance(value, tuple) and not value:
@@ -299,6 +322,96 @@ class LinkConfig:
             )
         if self.ldpc_iterations is not None and self.ldpc_iterations < 1:
             raise LinkConfigError("ldpc_iterations", self.ldpc_iterations, "an integer >= 1")
+
+    def _check_topology(self) -> None:
+        if self.topology not in (None, *TOPOLOGIES):
+            raise LinkConfigError(
+                "topology", self.topology, "one of " + ", ".join(repr(t) for t in TOPOLOGIES)
+            )
+        if not self.has_topology:
+            # A key that would be silently ignored is refused.
+            for key in TOPOLOGY_KEYS:
+                if getattr(self, key) is not None:
+                    raise LinkConfigError(
+                        key,
+                        getattr(self, key),
+                        "unset when topology is 'none' (it belongs to a cell drop: "
+                        "set topology to 'umi', 'uma' or 'rma')",
+                    )
+            return
+        for key in ("uplink_snr_db", "downlink_snr_db"):
+            value = getattr(self, key)
+            if isinstance(value, tuple) or value != _DEFAULT_SNR_DB:
+                raise LinkConfigError(
+                    key,
+                    list(value) if isinstance(value, tuple) else value,
+                    f"unset with topology = {self.topology!r}: the drop's link budget gives "
+                    "every user's SNR (remove the key, or set topology = 'none')",
+                )
+        if self.topology_snr not in (None, *TOPOLOGY_SNRS):
+            raise LinkConfigError(
+                "topology_snr", self.topology_snr, "'per_user' or 'median', or unset"
+            )
+        b = self.link_budget
+        if b.min_distance_m < 0:
+            raise LinkConfigError("min_distance_m", self.min_distance_m, "a distance >= 0 [m]")
+        if b.max_distance_m <= 0:
+            raise LinkConfigError("max_distance_m", self.max_distance_m, "a distance > 0 [m]")
+        # Sionna draws the users between min_distance_m and the sector's edge, whose
+        # nearest point is isd / 2 = max_distance_m x sqrt(3) / 2 from the BS.
+        inner_edge = b.max_distance_m * math.sqrt(3.0) / 2.0
+        if b.min_distance_m >= b.max_distance_m:
+            raise LinkConfigError(
+                "max_distance_m",
+                b.max_distance_m,
+                f"a distance > min_distance_m ({b.min_distance_m:g} m): the two are inverted",
+            )
+        if b.min_distance_m >= inner_edge:
+            key = "min_distance_m" if self.min_distance_m is not None else "max_distance_m"
+            raise LinkConfigError(
+                key,
+                getattr(self, key),
+                f"min_distance_m ({b.min_distance_m:g} m) below the sector's nearest edge, "
+                f"max_distance_m x sqrt(3) / 2 = {inner_edge:.4g} m (max_distance_m = "
+                f"{b.max_distance_m:.4g} m)",
+            )
+        if not 0.0 <= b.indoor_probability <= 1.0:
+            raise LinkConfigError(
+                "indoor_probability", self.indoor_probability, "a probability in [0, 1], or unset"
+            )
+        for key in ("ue_noise_figure_db", "bs_noise_figure_db"):
+            if getattr(b, key) < 0:
+                raise LinkConfigError(key, getattr(self, key), "a noise figure >= 0 dB, or unset")
+
+    @property
+    def has_topology(self) -> bool:
+        """Whether the users are dropped in a cell (``topology`` is not "none")."""
+        return self.topology not in (None, "none")
+
+    @property
+    def link_budget(self) -> LinkBudget:
+        """The cell drop's keys, unset ones at their defaults (:mod:`phy.link_budget`)."""
+        if not self.has_topology:
+            raise LinkConfigError(
+                "topology", self.topology, "'umi', 'uma' or 'rma' for a cell drop's link budget"
+            )
+        s = self.topology
+
+        def given(key: str, default: float | str) -> float | str:
+            value = getattr(self, key)
+            return default if value is None else value
+
+        return LinkBudget(
+            scenario=s,
+            min_distance_m=given("min_distance_m", budget.MIN_DISTANCE_M[s]),
+            max_distance_m=given("max_distance_m", budget.default_max_distance_m(s)),
+            indoor_probability=given("indoor_probability", budget.INDOOR_PROBABILITY[s]),
+            ue_tx_power_dbm=given("ue_tx_power_dbm", budget.UE_TX_POWER_DBM),
+            bs_tx_power_dbm=given("bs_tx_power_dbm", budget.BS_TX_POWER_DBM[s]),
+            ue_noise_figure_db=given("ue_noise_figure_db", budget.UE_NOISE_FIGURE_DB),
+            bs_noise_figure_db=given("bs_noise_figure_db", budget.BS_NOISE_FIGURE_DB),
+            topology_snr=given("topology_snr", "per_user"),
+        )
 
     def scheme_of(self, direction: Literal["uplink", "downlink"]) -> Scheme:
         """The transmission scheme of one direction: its own key, else ``scheme``,
@@ -355,6 +468,20 @@ class LinkConfig:
     def num_data_res(self) -> int:
         """Data resource elements per slot of one user."""
         return (self.num_ofdm_symbols - self.num_pilot_symbols) * self.num_subcarriers
+
+
+# The keys of a cell drop besides ``topology`` (phy.link_budget).
+TOPOLOGY_KEYS: tuple[str, ...] = (
+    "min_distance_m",
+    "max_distance_m",
+    "indoor_probability",
+    "ue_tx_power_dbm",
+    "bs_tx_power_dbm",
+    "ue_noise_figure_db",
+    "bs_noise_figure_db",
+    "topology_snr",
+)
+_DEFAULT_SNR_DB = LinkConfig.__dataclass_fields__["uplink_snr_db"].default
 
 
 def per_user_snr_db(snr_db: SnrDb, num_users: int) -> tuple[float, ...]:

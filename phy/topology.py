@@ -16,16 +16,17 @@ fading); numbers. It runs no link and knows nothing of learning.
   kT = -174 dBm/Hz (290 K) and B the user's sub-band (its subcarriers x spacing).
   The transmit power is spread over the sub-band, so this is also the mean
   Es/N0 per RE the link takes.
-
-Not yet wired into a run: the per-user SNRs are not read from a config (the
-issue's ``link.topology`` keys), and ``semfed link`` draws no map.
+* :func:`cell_drop` is what a run and ``semfed link`` use: the drop of a
+  :class:`~phy.config.LinkConfig` with ``topology`` set and each user's uplink
+  and downlink SNR from its link budget (:mod:`phy.link_budget`). semfed draws
+  it from ``partition.seed`` (:mod:`semfed.cell`); the links themselves keep
+  their small-scale channel (``link.channel``) at unit mean gain.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import tensorflow as tf
@@ -34,9 +35,9 @@ from sionna.phy.channel.tr38901 import LSPGenerator, RMaScenario, UMaScenario, U
 
 from phy.channels import single_element_array
 from phy.config import LinkConfig, LinkConfigError
+from phy.link_budget import LinkBudget, Scenario
 from phy.seeding import set_seed
 
-Scenario = Literal["umi", "uma", "rma"]
 SCENARIOS: tuple[str, ...] = ("umi", "uma", "rma")
 # Thermal noise density kT at 290 K.
 THERMAL_NOISE_DBM_PER_HZ = -174.0
@@ -246,3 +247,100 @@ def link_snr_db(
     : float or array [K]
     """
     return tx_power_dbm - loss_db - noise_power_dbm(bandwidth_hz, noise_figure_db)
+
+
+@dataclass(frozen=True)
+class CellDrop:
+    """A drop with each user's link budget (numpy arrays, one entry per user).
+
+    Attributes
+    ----------
+    users : UserDrop
+    budget : LinkBudget
+        The settings it was drawn with, defaults filled in.
+    bandwidth_hz : float
+        One user's sub-band (:func:`sub_band_hz`).
+    uplink_snr_db : [K] float
+        UE power - loss - (kTB + BS noise figure).
+    downlink_snr_db : [K] float
+        The BS power's share of one sub-band (total - 10 log10 K) - loss - (kTB +
+        UE noise figure).
+    """
+
+    users: UserDrop
+    budget: LinkBudget
+    bandwidth_hz: float
+    uplink_snr_db: np.ndarray
+    downlink_snr_db: np.ndarray
+
+
+def cell_drop(config: LinkConfig, num_users: int, seed: int) -> CellDrop:
+    """Drop ``num_users`` users as ``config``'s topology keys say, with their SNRs.
+
+    Input
+    -----
+    config : LinkConfig
+        ``topology`` "umi" | "uma" | "rma"; the carrier frequency, the sub-band
+        (``rb_per_user`` / ``fft_size``, ``subcarrier_spacing_khz``) and the
+        link-budget keys (:attr:`LinkConfig.link_budget`).
+    num_users : int
+        K.
+    seed : int
+        The drop's seed (:func:`drop_users`).
+
+    Output
+    ------
+    : CellDrop
+    """
+    budget = config.link_budget
+    users = drop_users(
+        budget.scenario,
+        num_users,
+        config.carrier_frequency_ghz,
+        seed,
+        min_distance_m=budget.min_distance_m,
+        max_distance_m=budget.max_distance_m,
+        indoor_probability=budget.indoor_probability,
+    )
+    band = sub_band_hz(config)
+    uplink = link_snr_db(budget.ue_tx_power_dbm, users.loss_db, band, budget.bs_noise_figure_db)
+    downlink = link_snr_db(
+        budget.bs_power_per_user_dbm(num_users), users.loss_db, band, budget.ue_noise_figure_db
+    )
+    return CellDrop(users, budget, band, np.asarray(uplink), np.asarray(downlink))
+
+
+DROP_COLUMNS: tuple[str, ...] = (
+    "user",
+    "x_m",
+    "y_m",
+    "distance_2d_m",
+    "distance_3d_m",
+    "los",
+    "indoor",
+    "path_loss_db",
+    "shadow_fading_db",
+    "uplink_snr_db",
+    "downlink_snr_db",
+)
+
+
+def drop_rows(drop: CellDrop) -> list[dict[str, float | int | bool]]:
+    """One row per user of ``drop`` with :data:`DROP_COLUMNS` (for a CSV)."""
+    u = drop.users
+    return [
+        {
+            "user": k,
+            "x_m": float(u.positions_m[k, 0]),
+            "y_m": float(u.positions_m[k, 1]),
+            "distance_2d_m": float(u.distance_2d_m[k]),
+            "distance_3d_m": float(u.distance_3d_m[k]),
+            "los": bool(u.los[k]),
+            "indoor": bool(u.indoor[k]),
+            "path_loss_db": float(u.path_loss_db[k]),
+            "shadow_fading_db": float(u.shadow_fading_db[k]),
+            "uplink_snr_db": float(drop.uplink_snr_db[k]),
+            "downlink_snr_db": float(drop.downlink_snr_db[k]),
+        }
+        for k in range(len(u.distance_2d_m))
+    ]

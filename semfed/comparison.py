@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from semfed.errors import UserError
+from semfed.plot import IGNORED_PREFIXES
 from semfed.sweep import SEED_KEYS
 
 COLUMNS = (
@@ -229,7 +230,7 @@ def seed_statistics(
             sorted(
                 (k, _value_text(v))
                 for k, v in r["config"].items()
-                if k not in ignored and not k.startswith("output.")
+                if k not in ignored and not k.startswith(IGNORED_PREFIXES)
             )
         )
 

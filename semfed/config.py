@@ -1,7 +1,8 @@
 """Run configuration: frozen dataclasses loaded from TOML, overridable, validated.
 
 A run config has the sections ``data``, ``partition``, ``model``, ``link``,
-``algorithm``, ``training``, ``evaluation`` and ``output``. Each section is a
+``algorithm``, ``training``, ``evaluation`` and ``output`` (and ``drop``, which
+a run with ``link.topology`` writes: :class:`DropRecord`). Each section is a
 frozen dataclass; :func:`load_config` reads a TOML file, applies ``--set``
 overrides (``training.rounds=5``) and builds the dataclasses, checking every key,
 type and range. Errors are :class:`ConfigError` with a one-line message naming
@@ -14,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import statistics
 import tomllib
 import types
 import typing
@@ -287,6 +289,36 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class DropRecord:
+    """The cell drop of a run with ``link.topology`` set, as the run resolved it.
+
+    Not an input: :func:`semfed.cell.resolve_drop` draws the drop from
+    ``partition.seed`` and writes it to the run's ``config.toml`` as ``[drop]``,
+    one value per client; a config that carries it (a run's own config.toml) is
+    checked against the drop drawn again. Readers that group runs by setting
+    ignore it (it changes with the seed). Empty (and not written) otherwise.
+
+    distance_2d_m : [K] ground distance to the BS
+    los, indoor : [K] line of sight, indoor (with outdoor-to-indoor loss)
+    path_loss_db, shadow_fading_db : [K] the losses of 38.901 (shadow fading as a loss)
+    uplink_snr_db, downlink_snr_db : [K] each user's link-budget SNR (before
+        ``link.topology_snr = "median"``, if set, puts every user at the median)
+    """
+
+    distance_2d_m: tuple[float, ...] = ()
+    los: tuple[bool, ...] = ()
+    indoor: tuple[bool, ...] = ()
+    path_loss_db: tuple[float, ...] = ()
+    shadow_fading_db: tuple[float, ...] = ()
+    uplink_snr_db: tuple[float, ...] = ()
+    downlink_snr_db: tuple[float, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(getattr(self, f.name) for f in dataclasses.fields(self))
+
+
+@dataclass(frozen=True)
 class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     partition: PartitionConfig = field(default_factory=PartitionConfig)
@@ -296,9 +328,23 @@ class RunConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    drop: DropRecord = field(default_factory=DropRecord)
 
     def __post_init__(self) -> None:
         k = self.partition.num_clients
+        if not self.drop.is_empty:
+            if not self.link.has_topology:
+                raise ConfigError(
+                    "[drop] is not allowed with link.topology unset or 'none': a run writes "
+                    "it for a cell drop (remove the section)"
+                )
+            for f in dataclasses.fields(DropRecord):
+                value = getattr(self.drop, f.name)
+                if len(value) != k:
+                    raise ConfigError(
+                        f"drop.{f.name} = {list(value)!r} is not allowed: exactly "
+                        f"partition.num_clients = {k} values (one per user)"
+                    )
         for key in ("uplink_snr_db", "downlink_snr_db"):
             value = getattr(self.link, key)
             if isinstance(value, tuple) and len(value) != k:
@@ -314,7 +360,14 @@ class RunConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(dataclasses.asdict(self))
+        d = _to_plain(dataclasses.asdict(self))
+        if self.drop.is_empty:
+            del d["drop"]
+        if self.link.has_topology:
+            # Unused (the drop gives every SNR) and refused when set: not written.
+            for key in ("uplink_snr_db", "downlink_snr_db"):
+                d["link"].pop(key)
+        return d
 
     def to_toml(self) -> str:
         return dumps_toml(self.to_dict())
@@ -323,14 +376,31 @@ class RunConfig:
         """Short hash of the resolved config, independent of the output section."""
         d = self.to_dict()
         d.pop("output", None)
+        d.pop("drop", None)  # derived from the other keys
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def uplink_snrs(self) -> tuple[float, ...]:
+        """Each client's uplink SNR [dB]: the typed one(s), or the cell drop's."""
+        if self.link.has_topology:
+            return self._drop_snrs(self.drop.uplink_snr_db)
         return per_user_snr_db(self.link.uplink_snr_db, self.partition.num_clients)
 
     def downlink_snrs(self) -> tuple[float, ...]:
+        """Each client's downlink SNR [dB]: the typed one(s), or the cell drop's."""
+        if self.link.has_topology:
+            return self._drop_snrs(self.drop.downlink_snr_db)
         return per_user_snr_db(self.link.downlink_snr_db, self.partition.num_clients)
+
+    def _drop_snrs(self, snrs: tuple[float, ...]) -> tuple[float, ...]:
+        if self.drop.is_empty:
+            raise ConfigError(
+                f"link.topology = {self.link.topology!r}: the drop is not drawn yet "
+                "(semfed.cell.resolve_drop gives each client's SNR)"
+            )
+        if self.link.link_budget.topology_snr == "median":
+            return (float(statistics.median(snrs)),) * len(snrs)
+        return tuple(float(v) for v in snrs)
 
 
 # ---------------------------------------------------------------- building

@@ -43,7 +43,8 @@ KINDS = ("curves", "snr", "vs", "cost", "link", "tsne")
 COSTS = ("load", "airtime")
 TSNE_MAX_POINTS = 2000
 # Keys that never define a distinct setting.
-IGNORED_PREFIXES = ("output.",)
+# output: where a run went; drop: a cell drop a run resolved from its seed (semfed.cell).
+IGNORED_PREFIXES = ("output.", "drop.")
 SNR_KEYS = ("link.uplink_snr_db", "link.downlink_snr_db", "evaluation.snr_db")
 
 
@@ -210,13 +211,23 @@ def _figure():
     return plt, fig, ax
 
 
+def _legend(ax) -> None:
+    """The legend inside the axes when it is short; below them, in two columns, when
+    it has more than four entries (inside, it would hide curves and intervals)."""
+    if len(ax.get_legend_handles_labels()[1]) <= 4:
+        ax.legend(fontsize=8)
+    else:
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2)
+
+
 def _save(plt, fig, out: Path, stem: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     paths = []
     for ext in ("png", "pdf"):
         path = out / f"{stem}.{ext}"
-        fig.savefig(path, dpi=150)
+        # "tight": a legend below the axes (_legend) is kept whole.
+        fig.savefig(path, dpi=150, bbox_inches="tight")
         paths.append(path)
     plt.close(fig)
     return paths
@@ -287,7 +298,7 @@ def plot_curves(
     ax.set_xlabel("communication round")
     ax.set_ylabel("test accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax)
     head = "Test accuracy vs round (mean, 95 % interval over seeds)"
     ax.set_title(title_for(common, runs, head, note, protocol), fontsize=9)
     return _save(plt, fig, out, "curves")
@@ -344,7 +355,7 @@ def plot_snr(
     ax.set_xlabel(f"{what} (dB)")
     ax.set_ylabel("final test accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax)
     head = f"Final accuracy vs {what} (mean, 95 % interval over seeds)"
     ax.set_title(title_for(common, runs, head, note, protocol), fontsize=9)
     return _save(plt, fig, out, "snr")
@@ -534,7 +545,7 @@ def plot_vs(
     ax.set_xlabel(AXIS_NAMES.get(x, x))
     ax.set_ylabel(f"{what} test accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax)
     head = f"{what.capitalize()} accuracy vs {AXIS_NAMES.get(x, x)} (mean, 95 % interval)"
     ax.set_title(title_for(common, runs, head, note, protocol), fontsize=9)
     return _save(plt, fig, out, f"vs_{_short(x)}")
@@ -546,6 +557,7 @@ AXIS_NAMES = {
     "partition.ways": "m (classes per client)",
     "partition.num_clients": "K (clients)",
     "link.uplink_snr_db": "uplink SNR (dB)",
+    "link.ue_tx_power_dbm": "UE transmit power (dBm)",
     "link.downlink_snr_db": "downlink SNR (dB)",
     "link.max_speed_kmh": "UE speed (km/h)",
     "link.speed_kmh": "UE speed (km/h)",
@@ -621,7 +633,7 @@ def plot_cost(
     ax.set_xlabel(xlabel)
     ax.set_ylabel("final test accuracy (%)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    _legend(ax)
     head = f"Final accuracy vs {what} (mean, 95 % interval)"
     ax.set_title(title_for(common, runs, head, note, protocol), fontsize=9)
     return _save(plt, fig, out, stem)

@@ -10,7 +10,9 @@ training stream of seed r, and round 0's test channels replayed client 0's
 first training draws.
 
 The partition has its own seed (``partition.seed``) and its own generator in
-:mod:`semfed.partition`.
+:mod:`semfed.partition`; the cell drop of ``link.topology`` is stream ``drop`` of
+``partition.seed`` (:mod:`semfed.cell`), so it changes with the split, not with
+the training seed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ TAGS = {
     "evaluation": 3,  # evaluation channel draws, one stream per evaluated round
     "scg_input": 4,  # the SCG's fixed per-class inputs z_c
     "feature_dump": 5,  # channel draws of --dump-features
+    "drop": 6,  # the users' places in a 38.901 cell (seeded by partition.seed)
 }
 
 

@@ -4,8 +4,10 @@ The same run loop serves every algorithm (``algorithm.name``, see
 :mod:`semfed.algorithms`).
 
 Files in the run directory:
-  config.toml      the resolved config
-  metrics.jsonl    one JSON object per evaluated round
+  config.toml      the resolved config (with link.topology: the [drop] section,
+                   each client's place and link-budget SNRs)
+  metrics.jsonl    one JSON object per evaluated round (with link.topology also
+                   round 0, evaluated or not, with the SNRs the clients' links use)
   summary.json     final accuracy (mean of the last evaluations) under every
                    protocol, rounds, wall time, communication totals, config
                    hash, partition fingerprint
@@ -25,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from semfed.cell import resolve_drop
 from semfed.config import ConfigError, RunConfig, load_config
 from semfed.evaluation import PROTOCOLS
 from semfed.io import write_json_atomic, write_text_atomic
@@ -115,6 +118,8 @@ def build_federation(config: RunConfig, *, ideal_link: bool = False):
     from semfed.partition import make_partition
     from semfed.radio import RadioLinks
 
+    if config.drop.is_empty:
+        config = resolve_drop(config)
     _seed_everything(config.training.seed)
     data = load_dataset(config.data, progress=config.output.progress)
     partition = make_partition(data.y_train, data.y_test, data.num_classes, config.partition)
@@ -143,6 +148,9 @@ def run_training(
     Returns the summary (also written to ``out/summary.json``).
     """
     out = Path(out)
+    # The cell drop (link.topology) belongs to the resolved config: drawn (or checked
+    # against a recorded one) before anything is compared or written.
+    config = resolve_drop(config)
     resuming = _check_run_dir(out, config, resume, overwrite)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -205,12 +213,17 @@ def run_training(
             for key in COMMUNICATION_KEYS:
                 totals[f"total_{key}"] += record[key]
             record.update(totals)
+            # The cell drop's SNRs, once: what every client's links use all run long.
+            drop_record = t == 0 and config.link.has_topology
+            if drop_record:
+                record["uplink_snr_db_per_client"] = list(config.uplink_snrs())
+                record["downlink_snr_db_per_client"] = list(config.downlink_snrs())
             last = t == config.training.rounds - 1
             if (t + 1) % config.evaluation.every == 0 or last:
                 record.update(_evaluate(evaluator, eval_snrs, config, t))
             record["round_s"] = time.time() - t0
             record["elapsed_s"] = wall_before + time.time() - t_run
-            if "test_acc" in record:
+            if "test_acc" in record or drop_record:
                 records.append(record)
                 write_text_atomic(out / "metrics.jsonl", _jsonl(records))
             if writer is not None:
@@ -316,6 +329,8 @@ def final_accuracies(records: list[dict[str, Any]], evaluation) -> dict[str, Any
     selected on the test set (an optimistic bound, never a headline figure).
     ``final_test_acc[_<protocol>]_by_snr``: the window mean at each evaluation SNR.
     """
+    # Evaluated rounds only (a cell drop's round 0 is written unevaluated).
+    records = [r for r in records if any(key.startswith("test_acc") for key in r)]
     window = records[-evaluation.final_window :]
     out: dict[str, Any] = {"final_window": len(window), "protocol": evaluation.protocol}
 

@@ -639,6 +639,49 @@ def test_one_user_at_a_known_distance_gets_the_38901_path_loss(scenario, los, d_
     assert got == pytest.approx(_path_loss_by_hand(scenario, d_2d, fc_ghz, los), abs=0.5)
 
 
+def _rma_path_loss_by_hand(d_2d: float, fc_ghz: float, los: bool) -> float:
+    # 38.901 Table 7.4.1-1, RMa, with Sionna's (and the table's default) average
+    # building height h = 5 m and street width W = 20 m, h_BS = 35 m, h_UT = 1.5 m.
+    h, w, h_bs, h_ut = 5.0, 20.0, 35.0, 1.5
+    d_3d = math.hypot(d_2d, h_bs - h_ut)
+    d_bp = 2 * math.pi * h_bs * h_ut * fc_ghz * 1e9 / 299_792_458.0  # actual heights
+
+    def pl1(d: float) -> float:
+        return (
+            20 * math.log10(40 * math.pi * d * fc_ghz / 3)
+            + min(0.03 * h**1.72, 10) * math.log10(d)
+            - min(0.044 * h**1.72, 14.77)
+            + 0.002 * math.log10(h) * d
+        )
+
+    pl_los = pl1(d_3d) if d_2d <= d_bp else pl1(d_bp) + 40 * math.log10(d_3d / d_bp)
+    if los:
+        return pl_los
+    pl_nlos = (
+        161.04
+        - 7.1 * math.log10(w)
+        + 7.5 * math.log10(h)
+        - (24.37 - 3.7 * (h / h_bs) ** 2) * math.log10(h_bs)
+        + (43.42 - 3.1 * math.log10(h_bs)) * (math.log10(d_3d) - 3)
+        + 20 * math.log10(fc_ghz)
+        - (3.2 * math.log10(11.75 * h_ut) ** 2 - 4.97)
+    )
+    return max(pl_los, pl_nlos)
+
+
+@pytest.mark.parametrize("los", [True, False])
+@pytest.mark.parametrize(("d_2d", "fc_ghz"), [(300.0, 3.5), (5000.0, 3.5), (2000.0, 0.7)])
+def test_one_rma_user_at_a_known_distance_gets_the_38901_path_loss(los, d_2d, fc_ghz):
+    # e.g. 300 m at 3.5 GHz: d_3D = 301.9 m, before the breakpoint (2 pi x 35 x 1.5 x
+    # 3.5 GHz / c = 3851 m): LoS 20 log10(40 pi x 301.9 x 3.5 / 3) + 0.48 log10(301.9)
+    # - 0.70 + 0.42 = 93.8 dB; NLoS 110.3 dB. 5000 m and 2000 m at 0.7 GHz (breakpoint
+    # 770 m) are past the breakpoint, where LoS falls by 40 dB a decade.
+    from phy.topology import path_loss_db
+
+    got = path_loss_db("rma", fc_ghz, d_2d, los)
+    assert got == pytest.approx(_rma_path_loss_by_hand(d_2d, fc_ghz, los), abs=0.5)
+
+
 def test_link_budget_snr_and_a_seeded_drop():
     from phy.topology import drop_users, link_snr_db, noise_power_dbm, sub_band_hz
 

@@ -22,6 +22,16 @@ figure shows the digital curves beside the analog ones::
 
     semfed link --set link.scheme=digital --set link.modulation=qpsk,16qam \\
         --set link.code_rate=0.5 --snr=-5:20:1 --out runs/digital
+
+With a cell drop (``--topology umi``, the same as ``--set link.topology=umi``;
+a comma list draws each scenario) it also writes, beside the link curves, the
+drop a training run of the config would get (K = ``partition.num_clients``
+users from ``partition.seed``, :mod:`semfed.cell`): ``DIR/drop.png`` (map of
+the users coloured by uplink SNR, the BS and the sector; the CDF of the users'
+uplink and downlink SNR) and ``DIR/drop.csv`` (one row per user), one pair per
+varied setting that changes the drop (``drop_<key>=<value>.png``)::
+
+    semfed link --topology umi --set partition.num_clients=20 --out runs/umi
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from phy.config import TOPOLOGY_KEYS
 from semfed.cli import add_config_arguments
 
 
@@ -92,6 +103,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--feature-dim", type=int, help="d, even (default: the config's model.feature_dim)"
     )
+    parser.add_argument(
+        "--topology",
+        metavar="NAMES",
+        help="comma list of umi, uma, rma: drop the config's K users in that 38.901 sector "
+        "(link.topology) and write its map and SNR CDF (DIR/drop*.png, DIR/drop*.csv)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="Sionna random seed (default 0)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -105,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
     from semfed.config import load_config, parse_override
     from semfed.errors import UserError
 
-    fixed, varied = split_varied(args.overrides)
+    overrides = list(args.overrides)
+    if args.topology:
+        overrides.append(f"link.topology={args.topology}")
+    fixed, varied = split_varied(overrides)
     config = load_config(args.config, fixed)
     base = config.link
     # Every combination of the list-valued keys, each loaded and checked like one --set.
@@ -167,4 +187,69 @@ def run(args: argparse.Namespace) -> int:
     csv_path = study.write_csv(rows, out / "link.csv")
     png_path = study.plot_study(rows, out / "link.png", base, feature_dim)
     print(f"wrote {csv_path} and {png_path}")
+    for path in _draw_drops(config, variants, out):
+        print(f"wrote {path} and {path.with_suffix('.csv')}")
     return 0
+
+
+def _draw_drops(config, variants, out: Path) -> list[Path]:
+    """The map and SNR CDF of every distinct cell drop among ``variants``, as a run of
+    ``config`` would draw it (:func:`semfed.cell.drop_seed`)."""
+    import csv
+
+    from phy.drop_figure import drop_figure
+    from phy.link_budget import default_max_distance_m
+    from phy.topology import BS_HEIGHT_M, DROP_COLUMNS, cell_drop, drop_rows
+    from semfed.cell import drop_seed
+
+    k = config.partition.num_clients
+    done, made = set(), []
+    for labels, link_config in variants:
+        if not link_config.has_topology:
+            continue
+        budget = link_config.link_budget
+        # Keys the drop does not depend on (channel, CSI, ...) give the same drop.
+        relevant = {key: v for key, v in labels.items() if key in _DROP_KEYS}
+        key = tuple(sorted(relevant.items()))
+        if key in done:
+            continue
+        done.add(key)
+        drop = cell_drop(link_config, k, drop_seed(config))
+        stem = "drop" + "".join(f"_{name}={value}" for name, value in key)
+        with (out / f"{stem}.csv").open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=DROP_COLUMNS)
+            writer.writeheader()
+            writer.writerows(drop_rows(drop))
+        title = (
+            f"{budget.scenario.upper()} sector, {link_config.carrier_frequency_ghz:g} GHz, "
+            f"partition.seed = {config.partition.seed}; UE {budget.ue_tx_power_dbm:g} dBm, "
+            f"BS {budget.bs_tx_power_dbm:g} dBm over {k} sub-bands of "
+            f"{drop.bandwidth_hz / 1e6:.3g} MHz, noise figure BS "
+            f"{budget.bs_noise_figure_db:g} / UE {budget.ue_noise_figure_db:g} dB; "
+            f"path loss, shadow fading and O2I loss of 38.901"
+        )
+        if budget.max_distance_m != default_max_distance_m(budget.scenario):
+            title += f"; sector {budget.max_distance_m:g} m"
+        made.append(
+            drop_figure(
+                drop.users.positions_m,
+                drop.uplink_snr_db,
+                drop.downlink_snr_db,
+                drop.users.los,
+                drop.users.indoor,
+                max_distance_m=budget.max_distance_m,
+                min_distance_m=budget.min_distance_m,
+                bs_height_m=BS_HEIGHT_M[budget.scenario],
+                path=out / f"{stem}.png",
+                title=title,
+            )
+        )
+    return made
+
+
+# The link keys a cell drop depends on: its place draws and its link budget
+# (topology_snr only chooses which SNRs a run uses, not the drop).
+_DROP_KEYS = (
+    frozenset({"topology", "carrier_frequency_ghz", "rb_per_user", "fft_size"})
+    | frozenset({"subcarrier_spacing_khz", *TOPOLOGY_KEYS})
+) - {"topology_snr"}
