@@ -265,3 +265,30 @@ def test_tiny_auto_mcs_run_records_each_clients_choice(tmp_path, monkeypatch):
     # Every client trains on the same number of full batches (32 shots x 3 ways).
     batches = first["uplink_blocks"] // 4  # 2 + 1 + 1 blocks a batch round
     assert first["uplink_symbols"] == batches * 16 * (72 + 36 + 36)
+
+
+def test_link_cli_mcs_table_copies_the_cached_table(tmp_path, monkeypatch, capsys):
+    """``semfed link --mcs-table`` reads the table training would use from the cache
+    (here a hand-made one under the key of the configured link) and writes it out
+    with its settings and plot; AWGN has one table for both directions."""
+    from semfed.cli import main
+    from semfed.config import load_config
+
+    monkeypatch.setenv("SEMFED_CACHE", str(tmp_path / "cache"))
+    items = ["link.channel=awgn", "link.scheme=digital", "link.mcs=auto"]
+    settings = table_settings(load_config(None, items).link, "uplink")
+    cached = tmp_path / "cache" / "mcs" / f"mcs_table-{table_key(settings)}.csv"
+    hand_table().write_csv(cached)
+    cached.with_suffix(".json").write_text(json.dumps(settings))
+    argv = ["link", *(a for i in items for a in ("--set", i)), "--mcs-table"]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 0
+    out = tmp_path / "out"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "mcs_table.csv",
+        "mcs_table.json",
+        "mcs_table.png",
+    ]
+    assert McsTable.read_csv(out / "mcs_table.csv").choose(7.0) == QAM16
+    assert "16qam r0.5" in capsys.readouterr().out
+    assert main([*argv, "--snr=0:10:2", "--out", str(out)]) == 2
+    assert "--mcs-table" in capsys.readouterr().err
