@@ -165,6 +165,13 @@ class DigitalLink(Link):
     """
 
     def __init__(self, config: LinkConfig, *args: object, **kwargs: object) -> None:
+        if config.auto_mcs:
+            raise LinkConfigError(
+                "mcs",
+                config.mcs,
+                "'fixed' or unset for one link: a DigitalLink sends at one MCS (auto picks "
+                "one per user, phy.mcs.user_configs; semfed link --mcs-table measures its table)",
+            )
         super().__init__(config, *args, **kwargs)
         settings = config.digital
         precision = config.precision

@@ -26,7 +26,7 @@ import tensorflow as tf
 from phy.airtime import Airtime, feature_slots, payload_slots, round_airtime
 from phy.config import LinkConfig
 from phy.features import normalize_power
-from phy.mcs import McsTable, user_configs
+from phy.mcs import Mcs, McsTable, user_configs
 
 __all__ = [
     "Airtime",
@@ -153,12 +153,12 @@ class RadioLinks:
 
     def mcs_record(self) -> dict[str, list[str]]:
         """Each client's MCS per digital direction (``uplink_mcs``, ``downlink_mcs``:
-        ``"16qam r0.5"`` per client); empty for analog directions."""
+        ``"16qam r0.5"`` per client); empty for analog directions and the ideal radio."""
         out = {}
         for d, configs in self.client_configs.items():
-            if self.config.scheme_of(d) == "digital":
+            if not self.ideal and self.config.scheme_of(d) == "digital":
                 out[f"{d}_mcs"] = [
-                    f"{c.digital.modulation} r{c.digital.code_rate:g}" for c in configs
+                    Mcs(c.digital.modulation, c.digital.code_rate).label for c in configs
                 ]
         return out
 

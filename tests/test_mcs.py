@@ -123,6 +123,13 @@ def test_run_config_takes_link_mcs():
         load_config(None, ["link.scheme=digital", "link.mcs=auto", "link.modulation=qpsk"])
 
 
+def test_a_digital_link_refuses_auto_mcs():
+    from phy.digital import DigitalLink
+
+    with pytest.raises(LinkConfigError, match="one MCS"):
+        DigitalLink(LinkConfig(**AWGN, scheme="digital", mcs="auto"), 64)
+
+
 def test_user_configs_per_direction():
     config = LinkConfig(**AWGN, mcs="auto", uplink_scheme="digital")
     up = user_configs(config, "uplink", (3.0, 7.0, 7.0), hand_table())

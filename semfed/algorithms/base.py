@@ -222,7 +222,7 @@ def local_model_step(
         target_mask,
         lam,
         reduction,
-        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client)[0],
+        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client=client)[0],
         downlink=lambda g: g,
     )
 
@@ -398,7 +398,9 @@ class Algorithm:
     def feature_airtime(self, passes: list[LocalPass]) -> Airtime:
         """Airtime of a split-learning round: each client's mini-batches go up as
         features and come down as gradients, one link call of B samples each way
-        (:func:`phy.airtime.feature_slots`), the clients in parallel (OFDMA)."""
+        in the slots of the client's own link (:meth:`RadioLinks.slots`: analog
+        packing, or whole slots of codewords at the client's MCS), the clients in
+        parallel (OFDMA)."""
         batch = self.config.training.batch_size
         up, down = (
             [p.num_batches * self.radio.slots(d, batch, k) for k, p in enumerate(passes)]

@@ -87,8 +87,8 @@ def split_learning_step(
         centroid_mask,
         lam,
         reduction,
-        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client)[0],
-        downlink=lambda g: radio.downlink(g[None], snr_dl[None], client)[0],
+        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client=client)[0],
+        downlink=lambda g: radio.downlink(g[None], snr_dl[None], client=client)[0],
     )
 
 
