@@ -100,7 +100,10 @@ class RadioLinks:
                     if c not in self._links[d]:
                         self._links[d][c] = build_link(c, feature_dim, d)
 
-    def _link(self, direction: Direction, client: int | None):
+    def link(self, direction: Direction, client: int | None = None):
+        """The :class:`~phy.link.Link` (or DigitalLink) of ``direction`` that client
+        ``client`` uses; None: the one every client shares (ValueError when the
+        clients use several, under ``mcs = "auto"``)."""
         links = self._links[direction]
         if client is not None:
             return links[self.client_configs[direction][client]]
@@ -121,7 +124,7 @@ class RadioLinks:
         """
         if self.ideal:
             return features
-        return self._link("uplink", client)(features, snr_db)
+        return self.link("uplink", client)(features, snr_db)
 
     def downlink(
         self, gradients: tf.Tensor, snr_db: tf.Tensor, client: int | None = None
@@ -130,7 +133,7 @@ class RadioLinks:
         (``client`` as in :meth:`uplink`)."""
         if self.ideal:
             return gradients
-        return self._link("downlink", client).send_gradients(gradients, snr_db)
+        return self.link("downlink", client).send_gradients(gradients, snr_db)
 
     def group(self, client: int) -> tuple[LinkConfig, LinkConfig]:
         """A key equal for clients on the same uplink and downlink (they may share steps)."""
@@ -143,7 +146,7 @@ class RadioLinks:
         B * d / 2 analog, whole slots of codewords digital (at the client's MCS)."""
         if self.ideal:
             return num_samples * self.feature_dim // 2
-        return self._link(direction, client).channel_uses(num_samples)
+        return self.link(direction, client).channel_uses(num_samples)
 
     def slots(self, direction: Direction, num_samples: int, client: int | None = None) -> int:
         """Slots one client occupies in ``direction`` for a batch of B samples."""
