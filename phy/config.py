@@ -58,6 +58,10 @@ SCHEMES: tuple[str, ...] = ("analog", "digital")
 # QAM orders of the digital scheme: name -> bits per symbol.
 MODULATIONS: dict[str, int] = {"qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
 FAILED_BLOCKS: tuple[str, ...] = ("zero", "keep")
+# How the digital scheme picks its modulation and code rate: "fixed" takes
+# link.modulation / link.code_rate, "auto" picks per user from a measured table
+# (phy.mcs).
+MCS_MODES: tuple[str, ...] = ("fixed", "auto")
 # Code rates the 5G LDPC code (38.212, Sionna's LDPC5GEncoder) supports without
 # repetition: 1/5 up to 948/1024.
 CODE_RATE_RANGE: tuple[float, float] = (0.2, 0.92)
@@ -201,6 +205,10 @@ class LinkConfig:
     code_rate: float | None = None
     ldpc_iterations: int | None = None
     failed_block: Literal["zero", "keep"] | None = None
+    # "auto": each user's digital directions take the highest-rate modulation and
+    # code rate whose measured block error rate at that user's SNR is below 10 %
+    # (phy.mcs); unset or "fixed": modulation and code_rate as given.
+    mcs: Literal["fixed", "auto"] | None = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -322,6 +330,28 @@ class LinkConfig:
             )
         if self.ldpc_iterations is not None and self.ldpc_iterations < 1:
             raise LinkConfigError("ldpc_iterations", self.ldpc_iterations, "an integer >= 1")
+        self._check_mcs()
+
+    def _check_mcs(self) -> None:
+        if self.mcs not in (None, *MCS_MODES):
+            raise LinkConfigError("mcs", self.mcs, "'fixed' or 'auto', or unset (fixed)")
+        if self.mcs != "auto":
+            return
+        for key in ("modulation", "code_rate"):
+            if getattr(self, key) is not None:
+                raise LinkConfigError(
+                    "mcs",
+                    self.mcs,
+                    f"'fixed' or unset while link.{key} is given ({getattr(self, key)!r}): "
+                    f"mcs = 'auto' chooses the {key.replace('_', ' ')} per user",
+                )
+        if "digital" not in (self.scheme_of("uplink"), self.scheme_of("downlink")):
+            raise LinkConfigError(
+                "mcs",
+                self.mcs,
+                "'fixed' or unset when both directions are analog (auto MCS is for the "
+                "digital scheme: set link.scheme = 'digital')",
+            )
 
     def _check_topology(self) -> None:
         if self.topology not in (None, *TOPOLOGIES):
@@ -418,6 +448,11 @@ class LinkConfig:
         else "analog"."""
         own = self.uplink_scheme if direction == "uplink" else self.downlink_scheme
         return own or self.scheme or "analog"
+
+    @property
+    def auto_mcs(self) -> bool:
+        """Whether the digital directions choose their MCS per user (``mcs = "auto"``)."""
+        return self.mcs == "auto"
 
     @property
     def digital(self) -> DigitalSettings:

@@ -164,15 +164,15 @@ class DigitalLink(Link):
         LinkOutput include the quantization error. Not differentiable.
     """
 
-    def __init__(
-        self,
-        config: LinkConfig,
-        feature_dim: int,
-        direction: Direction = "uplink",
-        *,
-        jit_compile: bool | None = None,
-    ) -> None:
-        super().__init__(config, feature_dim, direction, jit_compile=jit_compile)
+    def __init__(self, config: LinkConfig, *args: object, **kwargs: object) -> None:
+        if config.auto_mcs:
+            raise LinkConfigError(
+                "mcs",
+                config.mcs,
+                "'fixed' or unset for one link: a DigitalLink sends at one MCS (auto picks "
+                "one per user, phy.mcs.user_configs; semfed link --mcs-table measures its table)",
+            )
+        super().__init__(config, *args, **kwargs)
         settings = config.digital
         precision = config.precision
         self.settings = settings
@@ -315,13 +315,10 @@ class DigitalLink(Link):
 
 
 def build_link(
-    config: LinkConfig,
-    feature_dim: int,
-    direction: Direction = "uplink",
-    *,
-    jit_compile: bool | None = None,
+    config: LinkConfig, feature_dim: int, direction: Direction = "uplink", **kwargs: object
 ) -> Link:
     """The link of ``direction`` under its scheme (``config.scheme_of``): a
-    :class:`~phy.link.Link` (analog) or a :class:`DigitalLink`."""
+    :class:`~phy.link.Link` (analog) or a :class:`DigitalLink`; ``kwargs`` as
+    :class:`~phy.link.Link` takes them (``jit_compile``)."""
     cls = DigitalLink if config.scheme_of(direction) == "digital" else Link
-    return cls(config, feature_dim, direction, jit_compile=jit_compile)
+    return cls(config, feature_dim, direction, **kwargs)

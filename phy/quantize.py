@@ -68,7 +68,7 @@ class UniformQuantizer:
         ------
         : [...], tf.int32 in [0, levels)
         """
-        cell = tf.floor((values + self.clip) / self.step)
+        cell = tf.floor(self._to_cells(values))
         return tf.cast(tf.clip_by_value(cell, 0.0, self.levels - 1.0), tf.int32)
 
     def values(self, indices: tf.Tensor, dtype: tf.DType = tf.float32) -> tf.Tensor:
@@ -82,8 +82,7 @@ class UniformQuantizer:
         ------
         : [...], ``dtype``
         """
-        i = tf.cast(indices, dtype)
-        return (i + 0.5) * self.step - self.clip
+        return self._from_cells(tf.cast(indices, dtype) + 0.5)
 
     def quantize(self, values: tf.Tensor) -> tf.Tensor:
         """``values(indices(values))``: what an error-free link delivers; same shape and dtype."""
@@ -100,9 +99,8 @@ class UniformQuantizer:
         ------
         : [..., bits], ``dtype`` of 0s and 1s
         """
-        shifts = tf.range(self.bits - 1, -1, -1, dtype=tf.int32)
         bits = tf.bitwise.bitwise_and(
-            tf.bitwise.right_shift(tf.cast(indices, tf.int32)[..., tf.newaxis], shifts), 1
+            tf.bitwise.right_shift(tf.cast(indices, tf.int32)[..., tf.newaxis], self._shifts()), 1
         )
         return tf.cast(bits, dtype)
 
@@ -117,5 +115,18 @@ class UniformQuantizer:
         ------
         : [...], tf.int32
         """
-        weights = tf.bitwise.left_shift(1, tf.range(self.bits - 1, -1, -1, dtype=tf.int32))
+        weights = tf.bitwise.left_shift(1, self._shifts())
         return tf.reduce_sum(tf.cast(bits, tf.int32) * weights, axis=-1)
+
+    # The one affine map between values and cell coordinates (u = 0 at -clip, one
+    # unit per cell) and the bit positions, most significant first: shared by
+    # the encoding and decoding directions.
+
+    def _to_cells(self, values: tf.Tensor) -> tf.Tensor:
+        return (values + self.clip) / self.step
+
+    def _from_cells(self, cells: tf.Tensor) -> tf.Tensor:
+        return cells * self.step - self.clip
+
+    def _shifts(self) -> tf.Tensor:
+        return tf.range(self.bits - 1, -1, -1, dtype=tf.int32)

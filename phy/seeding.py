@@ -11,6 +11,9 @@ user's seed over the 64-bit counter first.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import sionna.phy
 
@@ -47,3 +50,28 @@ def set_seed(seed: int) -> int:
     value = sionna_seed(seed)
     sionna.phy.config.seed = value
     return value
+
+
+@contextmanager
+def seeded_apart(seed: int) -> Iterator[None]:
+    """Run a block on :func:`set_seed` (``seed``) and give the global generators
+    back their state afterwards, so that the block draws nothing from the
+    caller's streams (e.g. measuring a table in the middle of a seeded run).
+
+    Input
+    -----
+    seed : int, >= 0
+    """
+    config = sionna.phy.config
+    tf_state = config.tf_rng.state.numpy()
+    np_state = config.np_rng.bit_generator.state
+    py_state = config.py_rng.getstate()
+    seed_before = config._seed  # the seed property's value; its setter reseeds
+    set_seed(seed)
+    try:
+        yield
+    finally:
+        config.tf_rng.state.assign(tf_state)
+        config.np_rng.bit_generator.state = np_state
+        config.py_rng.setstate(py_state)
+        config._seed = seed_before

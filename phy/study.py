@@ -127,7 +127,7 @@ def study_configs(
 
 def analog_reference(config: LinkConfig) -> LinkConfig:
     """``config`` with the analog scheme and every digital key unset."""
-    unset = dict.fromkeys(("scheme", "uplink_scheme", "downlink_scheme", *DIGITAL_KEYS))
+    unset = dict.fromkeys(("scheme", "uplink_scheme", "downlink_scheme", "mcs", *DIGITAL_KEYS))
     return dataclasses.replace(config, **unset)
 
 

@@ -216,11 +216,11 @@ def _pieces(algorithm, num_classes: int) -> dict[int, dict[str, Callable[[], Any
 
     @tf.function
     def uplink(f, s):
-        return radio.uplink(f, s)
+        return radio.uplink(f, s, client=0)
 
     @tf.function
     def downlink(f, s):
-        return radio.downlink(f, s)
+        return radio.downlink(f, s, client=0)
 
     out = {}
     for ws in algorithm.workspaces:

@@ -86,16 +86,26 @@ class Evaluator:
         self.batch_size = batch_size
         self.global_decoder = global_decoder
         self.prototypes = prototypes
-        self._scores = {id(ws): self._make_scores(ws) for ws in workspaces}
+        # One compiled function per architecture and radio group (clients on the
+        # same links, RadioLinks.group), on the first such client's links.
+        self._index = {c.id: k for k, c in enumerate(clients)}
+        self._scores: dict[tuple, Callable] = {}
+        for k, c in enumerate(clients):
+            key = self._score_key(c)
+            if key not in self._scores:
+                self._scores[key] = self._make_scores(workspaces.of(c), k)
 
-    def _make_scores(self, ws):
+    def _score_key(self, client: Client) -> tuple:
+        return id(self.workspaces.of(client)), self.radio.group(self._index[client.id])
+
+    def _make_scores(self, ws, client_index: int):
         radio, encoder, own = self.radio, ws.encoder, ws.decoder
         shared = self.global_decoder
 
         @tf.function
         def scores(x, snr_db):
             f = normalize_power(encoder(x, training=False))
-            f_hat = radio.uplink(f[None], snr_db[None])[0]
+            f_hat = radio.uplink(f[None], snr_db[None], client=client_index)[0]
             personal = own(f_hat, training=False)
             glob = personal if shared is None else shared(f_hat, training=False)
             return f_hat, personal, glob
@@ -104,8 +114,8 @@ class Evaluator:
 
     def _batches(self, client: Client, snr_db: float) -> tuple[np.ndarray, ...]:
         """(received features [n, d], own-decoder logits [n, C], global logits [n, C])."""
-        ws = self.workspaces.view(client)
-        scores = self._scores[id(ws)]
+        self.workspaces.view(client)  # loads the client's models
+        scores = self._scores[self._score_key(client)]
         n = client.y_test.size
         b = min(self.batch_size, n)
         idx = np.resize(np.arange(n), math.ceil(n / b) * b)

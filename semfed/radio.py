@@ -5,10 +5,20 @@ the boundary is float32 [U, B, d]: U users (clients), B samples, d real values.
 Each direction is analog or digital (``link.uplink_scheme`` /
 ``link.downlink_scheme``, :func:`phy.digital.build_link`); a digital direction
 counts its code blocks, which :meth:`RadioLinks.block_record` reports per round.
+
+With ``link.mcs = "auto"`` a digital direction has one link per MCS in use,
+each client on the one its SNR chooses (:func:`phy.mcs.user_configs`, from the
+table :func:`phy.mcs.cached_table` measures once per link setting); calls then
+name the client (``client=k``), and clients on the same links share compiled
+steps (:meth:`RadioLinks.group`). Channel uses differ between such clients: a
+client on a faster MCS sends its payload in fewer slots.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 import tensorflow as tf
@@ -16,6 +26,7 @@ import tensorflow as tf
 from phy.airtime import Airtime, feature_slots, payload_slots, round_airtime
 from phy.config import LinkConfig
 from phy.features import normalize_power
+from phy.mcs import Mcs, McsTable, user_configs
 
 __all__ = [
     "Airtime",
@@ -28,12 +39,33 @@ __all__ = [
 
 Direction = Literal["uplink", "downlink"]
 
+_log = logging.getLogger(__name__)
+
+
+def measured_mcs_table(
+    config: LinkConfig, direction: Direction, cache_setting: str | None = None
+) -> tuple[McsTable, Path]:
+    """The measured MCS table of ``config``'s link in ``direction`` (``link.mcs = "auto"``)
+    and its CSV, from ``<cache>/mcs`` (``cache_setting``: ``data.cache_dir``, else
+    ``$SEMFED_CACHE``, else ``~/.cache/semfed``), measured there first when missing
+    (a few minutes on a CPU, :func:`phy.mcs.cached_table`)."""
+    from phy.mcs import cached_table
+    from semfed.data.cache import cache_dir
+
+    folder = cache_dir(cache_setting) / "mcs"
+    _log.info("MCS table of the %s: from %s, measured first if missing", direction, folder)
+    table, path = cached_table(config, direction, folder)
+    _log.info("MCS table of the %s: %s", direction, path)
+    return table, path
+
 
 class RadioLinks:
     """Uplink and downlink of every client, with per-client SNRs.
 
     ``ideal=True`` replaces both links by the identity (a reference point for
-    benchmarks and the split-learning gradient test).
+    benchmarks and the split-learning gradient test). ``mcs_table(direction)``
+    returns the measured :class:`~phy.mcs.McsTable` of a direction; it is
+    called only for a digital direction with ``link.mcs = "auto"``.
     """
 
     def __init__(
@@ -43,53 +75,114 @@ class RadioLinks:
         uplink_snr_db: tuple[float, ...],
         downlink_snr_db: tuple[float, ...],
         ideal: bool = False,
+        mcs_table: Callable[[Direction], McsTable] | None = None,
     ) -> None:
         self.config = config
         self.ideal = ideal
         self.feature_dim = feature_dim
         self.uplink_snr_db = tf.constant(uplink_snr_db, tf.float32)
         self.downlink_snr_db = tf.constant(downlink_snr_db, tf.float32)
-        self._links = {}
+        snrs = {"uplink": uplink_snr_db, "downlink": downlink_snr_db}
+        # Each client's link config per direction (one MCS per client under auto).
+        self.client_configs: dict[Direction, tuple[LinkConfig, ...]] = {
+            d: (config,) * len(snrs[d])
+            if ideal
+            else user_configs(config, d, snrs[d], mcs_table and (lambda d=d: mcs_table(d)))
+            for d in ("uplink", "downlink")
+        }
+        # One link per distinct config and direction, shared by its clients.
+        self._links: dict[Direction, dict[LinkConfig, object]] = {"uplink": {}, "downlink": {}}
         if not ideal:
             from phy.digital import build_link
 
-            self._uplink = build_link(config, feature_dim, "uplink")
-            self._downlink = build_link(config, feature_dim, "downlink")
-            self._links = {"uplink": self._uplink, "downlink": self._downlink}
+            for d, configs in self.client_configs.items():
+                for c in configs:
+                    if c not in self._links[d]:
+                        self._links[d][c] = build_link(c, feature_dim, d)
 
-    def uplink(self, features: tf.Tensor, snr_db: tf.Tensor) -> tf.Tensor:
-        """Power-normalised features float32 [U, B, d], SNRs float32 [U] -> received [U, B, d]."""
+    def link(self, direction: Direction, client: int | None = None):
+        """The :class:`~phy.link.Link` (or DigitalLink) of ``direction`` that client
+        ``client`` uses; None: the one every client shares (ValueError when the
+        clients use several, under ``mcs = "auto"``)."""
+        links = self._links[direction]
+        if client is not None:
+            return links[self.client_configs[direction][client]]
+        if len(links) > 1:
+            raise ValueError(
+                f"the clients use {len(links)} different {direction} links (mcs = 'auto'): "
+                "name the client"
+            )
+        return next(iter(links.values()))
+
+    def uplink(
+        self, features: tf.Tensor, snr_db: tf.Tensor, client: int | None = None
+    ) -> tf.Tensor:
+        """Power-normalised features float32 [U, B, d], SNRs float32 [U] -> received [U, B, d].
+
+        ``client``: the index of the one client sending (U = 1); needed when
+        clients use different links (``mcs = "auto"``).
+        """
         if self.ideal:
             return features
-        return self._uplink(features, snr_db)
+        return self.link("uplink", client)(features, snr_db)
 
-    def downlink(self, gradients: tf.Tensor, snr_db: tf.Tensor) -> tf.Tensor:
-        """Gradients float32 [U, B, d], SNRs float32 [U] -> received gradients [U, B, d]."""
+    def downlink(
+        self, gradients: tf.Tensor, snr_db: tf.Tensor, client: int | None = None
+    ) -> tf.Tensor:
+        """Gradients float32 [U, B, d], SNRs float32 [U] -> received gradients [U, B, d]
+        (``client`` as in :meth:`uplink`)."""
         if self.ideal:
             return gradients
-        return self._downlink.send_gradients(gradients, snr_db)
+        return self.link("downlink", client).send_gradients(gradients, snr_db)
 
-    def channel_uses(self, direction: Direction, num_samples: int) -> int:
+    def group(self, client: int) -> tuple[LinkConfig, LinkConfig]:
+        """A key equal for clients on the same uplink and downlink (they may share steps)."""
+        return self.client_configs["uplink"][client], self.client_configs["downlink"][client]
+
+    def channel_uses(
+        self, direction: Direction, num_samples: int, client: int | None = None
+    ) -> int:
         """Complex symbols one client sends in ``direction`` for a batch of B samples:
-        B * d / 2 analog, whole slots of codewords digital."""
+        B * d / 2 analog, whole slots of codewords digital (at the client's MCS)."""
         if self.ideal:
             return num_samples * self.feature_dim // 2
-        return self._links[direction].channel_uses(num_samples)
+        return self.link(direction, client).channel_uses(num_samples)
+
+    def slots(self, direction: Direction, num_samples: int, client: int | None = None) -> int:
+        """Slots one client occupies in ``direction`` for a batch of B samples."""
+        if self.ideal or self.config.scheme_of(direction) == "analog":
+            return feature_slots(self.config, self.feature_dim, [num_samples])
+        return self.channel_uses(direction, num_samples, client) // self.config.num_data_res
+
+    def mcs_record(self) -> dict[str, list[str]]:
+        """Each client's MCS per digital direction (``uplink_mcs``, ``downlink_mcs``:
+        ``"16qam r0.5"`` per client); empty for analog directions and the ideal radio."""
+        out = {}
+        for d, configs in self.client_configs.items():
+            if not self.ideal and self.config.scheme_of(d) == "digital":
+                out[f"{d}_mcs"] = [
+                    Mcs(c.digital.modulation, c.digital.code_rate).label for c in configs
+                ]
+        return out
 
     def reset_counts(self) -> None:
         """Zero the code-block counters of the digital directions."""
-        for link in self._links.values():
-            if hasattr(link, "reset_counts"):
-                link.reset_counts()
+        for links in self._links.values():
+            for link in links.values():
+                if hasattr(link, "reset_counts"):
+                    link.reset_counts()
 
     def block_record(self) -> dict[str, float | int | None]:
-        """Per digital direction since the last reset: ``{dir}_blocks``,
-        ``{dir}_block_errors`` (failed CRC) and ``{dir}_bler``; empty when both
-        directions are analog."""
+        """Per digital direction since the last reset, summed over its links:
+        ``{dir}_blocks``, ``{dir}_block_errors`` (failed CRC) and ``{dir}_bler``;
+        empty when both directions are analog."""
         out: dict[str, float | int | None] = {}
-        for direction, link in self._links.items():
-            if hasattr(link, "block_counts"):
-                sent, failed = link.block_counts()
+        for direction, links in self._links.items():
+            counted = [
+                link.block_counts() for link in links.values() if hasattr(link, "block_counts")
+            ]
+            if counted:
+                sent, failed = (sum(c) for c in zip(*counted, strict=True))
                 out[f"{direction}_blocks"] = sent
                 out[f"{direction}_block_errors"] = failed
                 out[f"{direction}_bler"] = failed / sent if sent else None

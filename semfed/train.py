@@ -116,7 +116,7 @@ def build_federation(config: RunConfig, *, ideal_link: bool = False):
     from semfed.data import load_dataset
     from semfed.federation import build_clients
     from semfed.partition import make_partition
-    from semfed.radio import RadioLinks
+    from semfed.radio import RadioLinks, measured_mcs_table
 
     if config.drop.is_empty:
         config = resolve_drop(config)
@@ -130,8 +130,25 @@ def build_federation(config: RunConfig, *, ideal_link: bool = False):
         config.uplink_snrs(),
         config.downlink_snrs(),
         ideal=ideal_link,
+        mcs_table=lambda direction: measured_mcs_table(
+            config.link, direction, config.data.cache_dir
+        )[0],
     )
     return build_algorithm(config, clients, radio, data.num_classes), partition
+
+
+def link_choice(radio, batch_size: int) -> dict[str, Any]:
+    """Each client's MCS per digital direction and symbols per sample per direction
+    (``uplink_symbols_per_sample_by_client``, ...): recorded once per run, in the
+    first metrics record and the summary, so a run with ``link.mcs = "auto"`` is
+    auditable."""
+    out: dict[str, Any] = dict(radio.mcs_record())
+    k = int(radio.uplink_snr_db.shape[0])
+    for d in ("uplink", "downlink"):
+        out[f"{d}_symbols_per_sample_by_client"] = [
+            radio.channel_uses(d, batch_size, i) / batch_size for i in range(k)
+        ]
+    return out
 
 
 def run_training(
@@ -166,6 +183,7 @@ def run_training(
     evaluator = algorithm.make_evaluator(config.evaluation.batch_size)
     rng = generator(config.training.seed, "training")  # the batch schedule
     eval_snrs = _evaluation_snrs(config)
+    choice = link_choice(algorithm.radio, config.training.batch_size)
 
     ckpt_dir = out / "checkpoints"
     records: list[dict[str, Any]] = []
@@ -224,6 +242,8 @@ def run_training(
             record["round_s"] = time.time() - t0
             record["elapsed_s"] = wall_before + time.time() - t_run
             if "test_acc" in record or drop_record:
+                if not records:
+                    record.update(choice)
                 records.append(record)
                 write_text_atomic(out / "metrics.jsonl", _jsonl(records))
             if writer is not None:
@@ -261,6 +281,7 @@ def run_training(
             "setup_s": t_run - t_start,
             "config_hash": config.hash(),
             "partition_fingerprint": partition.fingerprint(),
+            **choice,
         }
     )
     write_json_atomic(out / "summary.json", _finite_or_none(summary))

@@ -644,3 +644,21 @@ def test_verdicts_on_the_paper_claims_by_hand(tmp_path):
     assert judge(PairedDifference(5, 0.01, -0.01, 0.03, 0.3), 0.02) == "inconclusive"
     table = markdown(tmp_path)
     assert table.count("\n") == len(v) + 1 and "**reproduced**" in table
+
+
+def test_compare_takes_a_key_an_older_run_lacks_at_its_default(seed_sweep, tmp_path, capsys):
+    """A run written before ``link.bs_antennas`` existed pairs with newer runs (the
+    key took its default, 1); one with another value still does not."""
+    for path in (seed_sweep / "fedproto_0", seed_sweep / "fedproto_1", seed_sweep / "fedproto_2"):
+        text = (path / "config.toml").read_text()
+        assert "bs_antennas = 1\n" in text
+        (path / "config.toml").write_text(text.replace("bs_antennas = 1\n", ""))
+    argv = ["compare", str(seed_sweep), "--by", "algorithm.name", "--paired", "fedcl"]
+    assert main(argv) == 0
+    assert "-0.0433" in capsys.readouterr().out
+    text = (seed_sweep / "fedavg_0" / "config.toml").read_text()
+    (seed_sweep / "fedavg_0" / "config.toml").write_text(
+        text.replace("bs_antennas = 1\n", "bs_antennas = 2\n")
+    )
+    assert main(argv) == 2
+    assert "link.bs_antennas" in capsys.readouterr().err

@@ -124,7 +124,7 @@ def test_compiled_link_compiles_once_per_direction_and_shape():
     algorithm, _ = _federation(cfg, ideal=False)
     evaluator = algorithm.make_evaluator(cfg.evaluation.batch_size)
     snrs = _evaluation_snrs(cfg)
-    uplink, downlink = algorithm.radio._uplink, algorithm.radio._downlink
+    uplink, downlink = algorithm.radio.link("uplink"), algorithm.radio.link("downlink")
     assert uplink._features_fn._jit_compile and downlink._features_fn._jit_compile
     rng = np.random.default_rng(0)
 

@@ -36,7 +36,6 @@ from semfed.losses import (
 from semfed.radio import (
     Airtime,
     RadioLinks,
-    feature_slots,
     normalize_power,
     payload_slots,
     round_airtime,
@@ -202,6 +201,7 @@ def local_model_step(
     snr_ul: tf.Tensor,
     lam: float,
     reduction: str,
+    client: int | None = None,
 ):
     """Gradients of one local mini-batch of a client that holds the whole model.
 
@@ -210,7 +210,8 @@ def local_model_step(
     as the identity in back-propagation (straight-through): dL/df := dL/df_hat.
     No gradient crosses a downlink and the channel is never differentiated,
     exactly as in FedCL with a noiseless downlink. Shapes as
-    :func:`cut_layer_gradients`; snr_ul is a scalar.
+    :func:`cut_layer_gradients`; snr_ul is a scalar; ``client`` picks the
+    client's link (:meth:`RadioLinks.uplink`).
     """
     return cut_layer_gradients(
         encoder,
@@ -221,7 +222,7 @@ def local_model_step(
         target_mask,
         lam,
         reduction,
-        uplink=lambda f: radio.uplink(f[None], snr_ul[None])[0],
+        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client=client)[0],
         downlink=lambda g: g,
     )
 
@@ -287,10 +288,23 @@ class Algorithm:
         self.weights = sizes / sizes.sum()  # D_k / D
         self.workspaces = Workspaces(clients)
 
-    def compile_steps(self, make_step: Callable[[Workspace], Callable]) -> dict[int, Callable]:
-        """``make_step(workspace)`` once per architecture -> the step of every client id."""
-        built = {id(ws): make_step(ws) for ws in self.workspaces}
-        return {c.id: built[id(self.workspaces.of(c))] for c in self.clients}
+    def compile_steps(self, make_step: Callable[[Workspace, int], Callable]) -> dict[int, Callable]:
+        """``make_step(workspace, k)`` once per architecture and radio group -> the step
+        of every client id.
+
+        k is the index of the first client of the group; clients on the same links
+        (:meth:`RadioLinks.group`: all of them unless ``link.mcs = "auto"``) share
+        the step.
+        """
+        built: dict[tuple, Callable] = {}
+        steps = {}
+        for k, c in enumerate(self.clients):
+            ws = self.workspaces.of(c)
+            key = (id(ws), self.radio.group(k))
+            if key not in built:
+                built[key] = make_step(ws, k)
+            steps[c.id] = built[key]
+        return steps
 
     # ------------------------------------------------------------ interface
 
@@ -384,10 +398,15 @@ class Algorithm:
     def feature_airtime(self, passes: list[LocalPass]) -> Airtime:
         """Airtime of a split-learning round: each client's mini-batches go up as
         features and come down as gradients, one link call of B samples each way
-        (:func:`phy.airtime.feature_slots`), the clients in parallel (OFDMA)."""
-        link, batch = self.config.link, self.config.training.batch_size
-        slots = [feature_slots(link, self.feature_dim, [batch] * p.num_batches) for p in passes]
-        return round_airtime(link, slots, slots)
+        in the slots of the client's own link (:meth:`RadioLinks.slots`: analog
+        packing, or whole slots of codewords at the client's MCS), the clients in
+        parallel (OFDMA)."""
+        batch = self.config.training.batch_size
+        up, down = (
+            [p.num_batches * self.radio.slots(d, batch, k) for k, p in enumerate(passes)]
+            for d in ("uplink", "downlink")
+        )
+        return round_airtime(self.config.link, up, down)
 
     def payload_airtime(self, uplink_bits: list[int], downlink_bits: list[int]) -> Airtime:
         """Airtime of digital payloads, bits per client each way, at
@@ -399,15 +418,28 @@ class Algorithm:
             [payload_slots(link, b) for b in downlink_bits],
         )
 
-    def make_local_model_step(self, client: Client | Workspace, lam: float):
+    def make_local_model_step(
+        self, client: Client | Workspace, lam: float, *, client_index: int | None = None
+    ):
         """The compiled step of a client holding the whole model (FedAvg, FedProto):
-        ``step(x, y, targets [C, d], target_mask [C], snr_ul)``."""
+        ``step(x, y, targets [C, d], target_mask [C], snr_ul)``, on the links of
+        client ``client_index`` (:meth:`compile_steps`)."""
         encoder, decoder, radio = client.encoder, client.decoder, self.radio
         reduction = self.config.algorithm.reg_reduction
 
         def gradients(x, y, targets, target_mask, snr_ul):
             return local_model_step(
-                encoder, decoder, radio, x, y, targets, target_mask, snr_ul, lam, reduction
+                encoder,
+                decoder,
+                radio,
+                x,
+                y,
+                targets,
+                target_mask,
+                snr_ul,
+                lam,
+                reduction,
+                client_index,
             )
 
         return guarded_step(client, gradients)

@@ -88,7 +88,9 @@ class FedAvg(Algorithm):
             if i not in self.local_indices
         ]
         self.num_parameters = int(sum(np.prod(w.shape) for w in sent))
-        self._steps = self.compile_steps(lambda ws: self.make_local_model_step(ws, lam=0.0))
+        self._steps = self.compile_steps(
+            lambda ws, k: self.make_local_model_step(ws, lam=0.0, client_index=k)
+        )
         self._no_targets = tf.zeros([num_classes, self.feature_dim])
         self._no_mask = tf.zeros([num_classes])
 

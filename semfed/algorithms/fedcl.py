@@ -67,6 +67,7 @@ def split_learning_step(
     lam: float,
     reduction: str,
     centroid_mask: tf.Tensor | None = None,
+    client: int | None = None,
 ):
     """Gradients of one FedCL mini-batch, without applying them.
 
@@ -75,6 +76,7 @@ def split_learning_step(
     gradients, g_check [B, d]). The encoder gradients come from the received
     gradient g_check only: the channel is never differentiated. ``centroid_mask``
     float32 [C] (0/1) leaves classes without a centroid out of the regularizer.
+    ``client`` picks the client's links (:meth:`RadioLinks.uplink`).
     """
     return cut_layer_gradients(
         encoder,
@@ -85,8 +87,8 @@ def split_learning_step(
         centroid_mask,
         lam,
         reduction,
-        uplink=lambda f: radio.uplink(f[None], snr_ul[None])[0],
-        downlink=lambda g: radio.downlink(g[None], snr_dl[None])[0],
+        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client=client)[0],
+        downlink=lambda g: radio.downlink(g[None], snr_dl[None], client=client)[0],
     )
 
 
@@ -177,8 +179,9 @@ class FedCL(Algorithm):
 
     # ------------------------------------------------------------ compiled steps
 
-    def _make_client_step(self, client: Client | Workspace):
-        """``step(x, y, centroids, snr_ul, snr_dl[, centroid_mask])`` on ``client``'s models."""
+    def _make_client_step(self, client: Client | Workspace, client_index: int | None = None):
+        """``step(x, y, centroids, snr_ul, snr_dl[, centroid_mask])`` on ``client``'s
+        models and the links of client ``client_index`` (:meth:`compile_steps`)."""
         encoder, decoder, radio = client.encoder, client.decoder, self.radio
         lam, reduction = self.lam, self.config.algorithm.reg_reduction
 
@@ -195,6 +198,7 @@ class FedCL(Algorithm):
                 lam,
                 reduction,
                 centroid_mask,
+                client_index,
             )
 
         return guarded_step(client, gradients)
@@ -285,11 +289,17 @@ class FedCL(Algorithm):
         """Algorithm 1, lines 4-16."""
         passes = self.train_clients(round_index, rng)
         scg_loss = self.aggregate(passes, round_index)
-        # Every mini-batch is full (batch_schedule), so a pass is samples / B batches.
+        # Every mini-batch is full (batch_schedule), so a pass is samples / B batches;
+        # each client at its own MCS under mcs = "auto".
         batch = self.config.training.batch_size
         samples = sum(p.samples for p in passes)
-        up = samples // batch * self.radio.channel_uses("uplink", batch)
-        down = samples // batch * self.radio.channel_uses("downlink", batch)
+        up, down = (
+            sum(
+                p.samples // batch * self.radio.channel_uses(d, batch, k)
+                for k, p in enumerate(passes)
+            )
+            for d in ("uplink", "downlink")
+        )
         stats = RoundStats(
             train_loss=mean_of(passes, "losses"),
             task_loss=mean_of(passes, "task_losses"),

@@ -69,7 +69,9 @@ class FedProto(Algorithm):
             prototypes=np.zeros((num_classes, self.feature_dim)), mask=np.zeros(num_classes)
         )
         lam = config.algorithm.lam
-        self._steps = self.compile_steps(lambda ws: self.make_local_model_step(ws, lam))
+        self._steps = self.compile_steps(
+            lambda ws, k: self.make_local_model_step(ws, lam, client_index=k)
+        )
 
     def global_prototypes(self) -> tuple[tf.Tensor, tf.Tensor]:
         """(P float32 [C, d], mask float32 [C]: 1 where class c has a prototype)."""

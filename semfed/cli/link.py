@@ -32,6 +32,14 @@ uplink and downlink SNR) and ``DIR/drop.csv`` (one row per user), one pair per
 varied setting that changes the drop (``drop_<key>=<value>.png``)::
 
     semfed link --topology umi --set partition.num_clients=20 --out runs/umi
+
+``--mcs-table`` measures instead the table that ``link.mcs = "auto"`` chooses
+from (:mod:`phy.mcs`: block error rate vs SNR of every candidate MCS on the
+configured link), or takes it from the cache where training looks for it, and
+writes ``DIR/mcs_table.csv`` (with ``.json``: the settings it belongs to) and
+``DIR/mcs_table.png``::
+
+    semfed link --config experiments/configs/paper.toml --mcs-table --out runs/mcs
 """
 
 from __future__ import annotations
@@ -91,11 +99,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--csi", metavar="NAMES", help="comma list of perfect, ls")
     parser.add_argument("--equalizer", metavar="NAMES", help="comma list of mmse, lmmse, zf")
     parser.add_argument(
+        "--mcs-table",
+        action="store_true",
+        help="measure (or take from the cache) the block-error table that link.mcs = auto "
+        "chooses from, for the configured link, and write DIR/mcs_table.csv and .png",
+    )
+    parser.add_argument(
         "--snr",
-        default="-5:25:5",
+        default=None,
         metavar="RANGE",
         help="Es/N0 per data RE [dB] as start:stop:step (stop included) or a comma list; "
-        "write --snr=-5:25:5 when it starts with a minus (default -5:25:5)",
+        "write --snr=-5:25:5 when it starts with a minus (default -5:25:5; with "
+        "--mcs-table the table's own grid, phy.mcs.DEFAULT_SNRS_DB)",
     )
     parser.add_argument(
         "--samples", type=int, default=4096, help="feature vectors per point (default 4096)"
@@ -115,6 +130,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def write_mcs_table(config, out: Path) -> int:
+    """``semfed link --mcs-table``: the cached (or newly measured) MCS table of
+    ``config.link`` in each direction whose channel differs, copied to ``out``
+    with its settings and a plot."""
+    import json
+
+    from semfed.runtime import announce_device
+
+    announce_device(config.link.jit_compile)
+    from phy.mcs import table_settings
+    from phy.mcs_figure import plot_table
+    from semfed.radio import measured_mcs_table
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+    for direction in ("uplink", "downlink"):
+        table, cached = measured_mcs_table(config.link, direction, config.data.cache_dir)
+        if cached in paths.values():
+            continue  # the downlink's channel is the uplink's: one table
+        paths[direction] = cached
+        stem = "mcs_table" if direction == "uplink" else "mcs_table_downlink"
+        table.write_csv(out / f"{stem}.csv")
+        settings = table_settings(config.link, direction)
+        (out / f"{stem}.json").write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n")
+        plot_table(table, out / f"{stem}.png", config.link)
+        print(format_choices(table))
+        print(f"wrote {out / stem}.csv, .json and .png (cached as {cached})")
+    return 0
+
+
+def format_choices(table) -> str:
+    """Each candidate's 10 % threshold in a line per MCS: the lowest grid SNR from
+    which the table's block error rate stays below 10 %."""
+    from phy.mcs import TARGET_BLER
+
+    lines = [f"{'MCS':<14} {'bits/symbol':>11} {'BLER < 10 % from':>17}"]
+    for mcs in table.candidates:
+        snrs = sorted({float(r["snr_db"]) for r in table.rows})
+        above = [s for s in snrs if table.bler(mcs, s) < TARGET_BLER]
+        ok = [s for s in above if all(table.bler(mcs, t) < TARGET_BLER for t in snrs if t >= s)]
+        when = f"{min(ok):g} dB" if ok else "never on the grid"
+        lines.append(f"{mcs.label:<14} {mcs.efficiency:>11.3g} {when:>17}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     import itertools
 
@@ -127,6 +187,15 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"link.topology={args.topology}")
     fixed, varied = split_varied(overrides)
     config = load_config(args.config, fixed)
+    if args.mcs_table:
+        if varied or args.snr or args.channel or args.csi or args.equalizer:
+            raise UserError(
+                "--mcs-table measures the configured link on its own SNR grid: give the "
+                "link with --config / --set (one value a key), not --snr, --channel, --csi, "
+                "--equalizer or comma lists"
+            )
+        return write_mcs_table(config, Path(args.out))
+    args.snr = args.snr or "-5:25:5"
     base = config.link
     # Every combination of the list-valued keys, each loaded and checked like one --set.
     variants: list[tuple[dict[str, object], LinkConfig]] = [({}, base)]
