@@ -461,6 +461,26 @@ def format_precision_comparison(f32: BenchResult, bf16: BenchResult) -> str:
     return "\n".join(lines)
 
 
+def format_setting_comparison(key: str, values: Sequence[str], results: Sequence[Any]) -> str:
+    """Benches of ``key`` = each of ``values``, measured in turn in one process: each
+    training round and compute floor, and its ratios against the first value's (the
+    round ratio is what a target such as "N_r = 4 within 1.3 x N_r = 1" reads; the
+    floors show how far the machine's speed moved between the benches)."""
+    first = results[0]
+    lines = [f"{key} comparison (one process, in turn; ratios against {key}={values[0]}):"]
+    lines.append(
+        f"  {'value':<12} {'round [s]':>10} {'floor [s]':>10} {'round ratio':>12} "
+        f"{'floor ratio':>12} {'round/floor':>12}"
+    )
+    for value, res in zip(values, results, strict=True):
+        lines.append(
+            f"  {value:<12} {res.round_s:10.3f} {res.floor_s:10.3f} "
+            f"{res.round_s / first.round_s:12.3f} {res.floor_s / first.floor_s:12.3f} "
+            f"{res.round_s / res.floor_s:12.3f}"
+        )
+    return "\n".join(lines)
+
+
 def linear_fit(ks: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
     """Least squares y = a + b k -> (a, b, R^2)."""
     k, y = np.asarray(ks, float), np.asarray(ys, float)

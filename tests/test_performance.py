@@ -174,3 +174,35 @@ def test_bfloat16_computes_inside_and_keeps_float32_at_the_boundaries(name):
     if name == "fedcl":
         assert alg.global_centroids().dtype == tf.float32
     assert load_config(None).training.precision == "float32"  # the default
+
+
+def test_bench_setting_comparison_reads_ratios_against_the_first_value():
+    """semfed bench --compare: each round and floor against the first value's, by hand."""
+    from types import SimpleNamespace
+
+    from semfed.bench import format_setting_comparison
+
+    one = SimpleNamespace(round_s=40.0, floor_s=32.0)
+    four = SimpleNamespace(round_s=50.0, floor_s=34.0)
+    text = format_setting_comparison("link.bs_antennas", ["1", "4"], [one, four])
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[2:]}
+    assert rows["1"] == ["40.000", "32.000", "1.000", "1.000", "1.250"]
+    # 50 / 40 = 1.25 round ratio; 34 / 32 = 1.0625 floor ratio; 50 / 34 = 1.4706
+    assert rows["4"] == ["50.000", "34.000", "1.250", "1.062", "1.471"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--compare", "link.bs_antennas"], "KEY=V1,V2"),
+        (["--compare", "link.bs_antennas=4"], "at least two values"),
+        (["--compare", "link.bs_antennas=1,4", "--compare-precision"], "exclude each other"),
+        (["--compare", "link.bs_antennas=1,4", "--clients", "5,10"], "exclude each other"),
+    ],
+)
+def test_bench_compare_refuses_bad_requests(argv, message, capsys, tmp_path):
+    from semfed.cli import main
+
+    (tmp_path / "c.toml").write_text("")
+    assert main(["bench", "--config", str(tmp_path / "c.toml"), *argv]) == 2
+    assert message in capsys.readouterr().err

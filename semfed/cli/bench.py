@@ -44,6 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="bench training.precision = float32 and then bfloat16 in this process and print "
         "the ratios (bfloat16 round against the float32 floor)",
     )
+    p.add_argument(
+        "--compare",
+        metavar="KEY=V1,V2,...",
+        help="bench the config with KEY set to each value in turn in this process and print "
+        "each round and floor with its ratio to the first value's (e.g. "
+        "link.bs_antennas=1,4)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.set_defaults(func=run)
 
@@ -64,22 +71,31 @@ def run(args: argparse.Namespace) -> int:
     if args.rounds < 1:
         raise UserError(f"--rounds {args.rounds}: expected >= 1")
     rss_rounds = _ints(args.rss_rounds, "--rss-rounds")
+    compared = _compared(args.compare)
+    if sum(map(bool, (args.clients, args.compare_precision, args.compare))) > 1:
+        raise UserError("--clients, --compare-precision and --compare exclude each other")
     if args.clients:
-        if args.compare_precision:
-            raise UserError("--compare-precision and --clients exclude each other")
         return _sweep_clients(args, _ints(args.clients, "--clients"))
-    from semfed.bench import format_precision_comparison, format_result, run_bench
+    from semfed.bench import (
+        format_precision_comparison,
+        format_result,
+        format_setting_comparison,
+        run_bench,
+    )
     from semfed.config import load_config
     from semfed.runtime import announce_device
 
-    config = load_config(args.config, args.overrides)
-    announce_device(config.link.jit_compile)
-    precisions = ["float32", "bfloat16"] if args.compare_precision else [None]
+    if args.compare_precision:
+        compared = ("training.precision", ["float32", "bfloat16"])
+    key, values = compared if compared else ("", [None])
+    # Every setting is loaded (and so checked) before the first bench starts.
+    configs = [
+        load_config(args.config, [*args.overrides, *([f"{key}={v}"] if v is not None else [])])
+        for v in values
+    ]
+    announce_device(configs[0].link.jit_compile)
     results = []
-    for precision in precisions:
-        cfg = config
-        if precision is not None:
-            cfg = load_config(args.config, [*args.overrides, f"training.precision={precision}"])
+    for cfg in configs:
         res = run_bench(
             cfg,
             args.rounds,
@@ -91,10 +107,26 @@ def run(args: argparse.Namespace) -> int:
         results.append(res)
     if args.compare_precision:
         print(format_precision_comparison(*results), flush=True)
+    elif compared:
+        print(format_setting_comparison(key, values, results), flush=True)
     if args.json:
         data = [r.to_dict() for r in results]
         Path(args.json).write_text(json.dumps(data if len(data) > 1 else data[0], indent=2))
     return 0
+
+
+def _compared(text: str | None) -> tuple[str, list[str]] | None:
+    """``KEY=V1,V2,...`` of --compare as (key, values); None when not given."""
+    if not text:
+        return None
+    key, sep, rest = text.partition("=")
+    values = [v.strip() for v in rest.split(",") if v.strip()]
+    if not sep or not key.strip() or len(values) < 2:
+        raise UserError(
+            f"--compare {text!r}: expected KEY=V1,V2,... with at least two values, "
+            "e.g. link.bs_antennas=1,4"
+        )
+    return key.strip(), values
 
 
 def _sweep_clients(args: argparse.Namespace, ks: list[int]) -> int:
