@@ -189,6 +189,9 @@ def link_figure(rows: Iterable[Mapping[str, Any]], title: str = "", varied: Sequ
         ax_bler.set_ylim(top=1.5)
         ax_bler.set_ylabel("block error rate")
         ax_bler.set_title("Block error rate of the digital scheme")
+        # The same SNR range as the NMSE panel: past the cliff the rate is 0 and draws
+        # nothing on a log axis, which must not shrink the panel to the cliff.
+        ax_bler.set_xlim(ax_nmse.get_xlim())
         axes.insert(1, ax_bler)
     for ax in axes:
         ax.set_xlabel(SNR_LABEL)
