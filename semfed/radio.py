@@ -99,6 +99,12 @@ class RadioLinks:
                 for c in configs:
                     if c not in self._links[d]:
                         self._links[d][c] = build_link(c, feature_dim, d)
+        # Each client's link, looked up once here rather than by hashing its config on
+        # every batch's call.
+        self._client_links: dict[Direction, tuple[object, ...]] = {
+            d: tuple(self._links[d][c] for c in configs) if not ideal else ()
+            for d, configs in self.client_configs.items()
+        }
 
     def link(self, direction: Direction, client: int | None = None):
         """The :class:`~phy.link.Link` (or DigitalLink) of ``direction`` that client
@@ -106,7 +112,7 @@ class RadioLinks:
         clients use several, under ``mcs = "auto"``)."""
         links = self._links[direction]
         if client is not None:
-            return links[self.client_configs[direction][client]]
+            return self._client_links[direction][client]
         if len(links) > 1:
             raise ValueError(
                 f"the clients use {len(links)} different {direction} links (mcs = 'auto'): "
