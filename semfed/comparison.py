@@ -192,14 +192,6 @@ def compared_value(run: dict[str, Any], keys: list[str]) -> str:
     return "/".join(_value_text(run["config"][k]) if k in run["config"] else "unset" for k in keys)
 
 
-def _default_config() -> dict[str, Any]:
-    """Every key of the default run config with its value, flattened (``link.channel``)."""
-    from semfed.config import load_config
-    from semfed.plot import _flatten
-
-    return _flatten(load_config(None, []).to_dict())
-
-
 def seed_statistics(
     runs: list[dict[str, Any]],
     by: str,
@@ -232,16 +224,13 @@ def seed_statistics(
         if not any(k in r["config"] for k in by_keys):
             raise UserError(f"--by {by}: {r['path']} has no config key {by}")
     ignored = {*seed_keys, *by_keys}
-    # A key an older run's config.toml lacks (written before the key existed) had
-    # today's default value: fill it in, so that such a run still pairs with a
-    # newer one of the same setting.
-    defaults = _default_config()
+    # load_runs has filled the keys an older run's config lacks with their defaults.
 
     def setting(r: dict[str, Any]) -> tuple:
         return tuple(
             sorted(
                 (k, _value_text(v))
-                for k, v in {**defaults, **r["config"]}.items()
+                for k, v in r["config"].items()
                 if k not in ignored and not k.startswith(IGNORED_PREFIXES)
             )
         )

@@ -28,7 +28,10 @@ conditional overrides, per-scale settings and plots::
 failures recorded, local or Ray backend: :mod:`semfed.sweep`), copies
 ``sweep.csv`` to ``OUT`` and draws every plot into ``OUT/plots`` with the
 scale's note in the titles. ``OUT`` defaults to
-``experiments/results/<file stem>/<scale>``.
+``experiments/results/<file stem>/<scale>``. ``--only KEY=V1,V2`` and ``--seeds N``
+run a part of the scale's sweep first (the headline point, the first seeds); the
+rest stays pending in ``sweep.csv`` and a later run of the whole scale skips what
+is finished.
 """
 
 from __future__ import annotations
@@ -36,14 +39,14 @@ from __future__ import annotations
 import re
 import shutil
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from semfed.config import ConfigError
 from semfed.plot import KINDS
-from semfed.sweep import SweepRun, run_sweep
+from semfed.sweep import SweepRun, run_sweep, same_value, split_values
 
 TOP_KEYS = {
     "title",
@@ -399,6 +402,55 @@ def against_medium(exp: Experiment, scale: str, out: Path) -> list[str]:
     return lines
 
 
+def run_selector(
+    exp: Experiment, scale: str, only: Sequence[str] = (), seeds: int | None = None
+) -> Callable[[SweepRun], bool] | None:
+    """Which of the scale's runs to run now: a part of its sweep, never other runs.
+
+    ``only``: ``KEY=V1,V2`` items, KEY a grid key of the scale and each V one of its
+    values (compared as parsed values, so ``9`` picks ``9.0``); ``seeds``: the first N
+    of the scale's seeds. The runs left out stay pending, with the same names and
+    configs, so a later run of the whole scale skips what this one finished.
+    """
+    if not only and seeds is None:
+        return None
+    grid = dict(exp.grid_for(scale))
+    chosen: dict[str, list[str]] = {}
+    for item in only:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not raw.strip():
+            raise ExperimentError(f"--only {item!r}: expected KEY=V1,V2,...")
+        if key not in grid:
+            raise ExperimentError(
+                f"--only {key}: not a grid key at scale {scale} (grid: {', '.join(grid)})"
+            )
+        if key in chosen:
+            raise ExperimentError(f"--only {key} given twice")
+        values = []
+        for v in split_values(raw):
+            match = [g for g in grid[key] if same_value(key, g, v)]
+            if not match:
+                raise ExperimentError(
+                    f"--only {key}={v}: not one of the scale's values ({', '.join(grid[key])})"
+                )
+            values.extend(match)
+        chosen[key] = values
+    available = exp.scales[scale].seeds
+    if seeds is not None:
+        if available is None:
+            raise ExperimentError(f"--seeds: scale {scale} does not set seeds")
+        if not 1 <= seeds <= available:
+            raise ExperimentError(f"--seeds {seeds}: expected 1 to {available} (scale {scale})")
+
+    def select(run: SweepRun) -> bool:
+        if seeds is not None and (run.seed is None or run.seed >= seeds):
+            return False
+        return all(run.grid.get(k) in vs for k, vs in chosen.items())
+
+    return select
+
+
 def run_experiment(
     exp: Experiment,
     scale: str,
@@ -408,14 +460,21 @@ def run_experiment(
     backend: str = "local",
     ray_address: str | None = None,
     plots_only: bool = False,
+    only: Sequence[str] = (),
+    seeds: int | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[list[SweepRun], list[Path]]:
-    """Run the experiment's sweep at ``scale`` (unless ``plots_only``), then its plots."""
+    """Run the experiment's sweep at ``scale`` (unless ``plots_only``), then its plots.
+
+    ``only`` (``KEY=V1,V2`` items) and ``seeds`` (the first N seeds) run a part of
+    the scale's sweep first, e.g. the headline SNR; see :func:`run_selector`.
+    """
     if scale not in exp.scales:
         raise ExperimentError(
             f"{exp.path}: no scale {scale!r} (has {', '.join(sorted(exp.scales))})"
         )
     s = exp.scales[scale]
+    select = run_selector(exp, scale, only, seeds)
     out = Path(out) if out is not None else default_out(exp, scale)
     runs: list[SweepRun] = []
     if not plots_only:
@@ -433,6 +492,7 @@ def run_experiment(
             ray_address=ray_address,
             when=exp.when,
             exclude=exp.exclude,
+            select=select,
         )
         shutil.copyfile(out / "runs" / "sweep.csv", out / "sweep.csv")
     elif not (out / "runs").is_dir():

@@ -28,6 +28,7 @@ Titles say the protocol and n, the number of seeds.
 
 from __future__ import annotations
 
+import functools
 import json
 import tomllib
 from collections import defaultdict
@@ -62,6 +63,18 @@ def _is_run(path: Path) -> bool:
     return any((path / f).is_file() for f in ("metrics.jsonl", "summary.json", "features.npz"))
 
 
+@functools.cache
+def _default_flat() -> tuple[tuple[str, Any], ...]:
+    from semfed.config import load_config
+
+    return tuple(_flatten(load_config(None, []).to_dict()).items())
+
+
+def default_config() -> dict[str, Any]:
+    """Every key of the default run config with its value, flattened (``link.channel``)."""
+    return dict(_default_flat())
+
+
 def load_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
     """Every run in ``paths``: a run directory, a sweep directory of run directories, or
     an experiment's result folder (``experiments/results/<name>/<scale>``, whose sweep is
@@ -81,7 +94,12 @@ def load_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
         for d in found:
             config: dict[str, Any] = {}
             if (d / "config.toml").is_file():
-                config = _flatten(tomllib.loads((d / "config.toml").read_text()))
+                # A key an older run's config.toml lacks (written before the key
+                # existed) had today's default value: fill it in, so that such a run
+                # groups and pairs with a newer one of the same setting everywhere
+                # (plots, compare, verdicts).
+                raw = _flatten(tomllib.loads((d / "config.toml").read_text()))
+                config = {**default_config(), **raw}
             metrics = []
             if (d / "metrics.jsonl").is_file():
                 text = (d / "metrics.jsonl").read_text()

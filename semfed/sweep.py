@@ -204,7 +204,7 @@ def plan_runs(
     points = []
     for combo in itertools.product(*[vals for _, vals in grid]):
         values = dict(zip(keys, combo, strict=True))
-        if any(all(_same_value(k, values[k], str(v)) for k, v in rule.items()) for rule in exclude):
+        if any(all(same_value(k, values[k], str(v)) for k, v in rule.items()) for rule in exclude):
             continue
         points.append(values)
     for seed in seed_list:
@@ -215,7 +215,7 @@ def plan_runs(
             names[name] = values
             run_over = [*overrides, *(f"{k}={v}" for k, v in values.items())]
             for key, value, extra in when:
-                if key in values and _same_value(key, values[key], value):
+                if key in values and same_value(key, values[key], value):
                     run_over.extend(extra)
             if seed is not None:
                 run_over.extend(f"{key}={seed}" for key in seed_keys)
@@ -223,7 +223,7 @@ def plan_runs(
     return runs
 
 
-def _same_value(key: str, a: str, b: str) -> bool:
+def same_value(key: str, a: str, b: str) -> bool:
     return parse_override(f"{key}={a}")[1] == parse_override(f"{key}={b}")[1]
 
 
@@ -346,12 +346,16 @@ def run_sweep(
     seed_keys: Sequence[str] = SEED_KEYS,
     exclude: Sequence[dict[str, str]] = (),
     on_start: Callable[[], None] | None = None,
+    select: Callable[[SweepRun], bool] | None = None,
 ) -> list[SweepRun]:
     """Run (or continue) the sweep; returns every run with its status.
 
     ``when``, ``seed_keys``, ``exclude``: as in :func:`plan_runs`. ``on_start``:
     called once the options and the grid are known to be valid, before anything
     is written or run (``semfed sweep`` prints its device line there).
+    ``select``: run only the unfinished runs it accepts (``semfed experiment
+    --only``); the others stay ``pending`` in ``sweep.csv``, which still lists every
+    run of the plan, and finished ones are still read back.
 
     ``backend="ray"``: each run is a Ray task with ``cpus_per_run`` CPUs and
     ``gpus_per_run`` GPUs, on a local Ray with ``workers`` CPUs, or, with
@@ -415,6 +419,12 @@ def run_sweep(
             _take_summary(run, summary)
             continue
         todo.append((run, (run_dir / "config.toml").is_file()))
+    if select is not None:
+        left_out = [run for run, _ in todo if not select(run)]
+        todo = [item for item in todo if select(item[0])]
+        total -= len(left_out)
+        if left_out:
+            log(f"{len(left_out)} unfinished runs not selected: they stay pending")
     with lock:
         write_csv()
     for run in runs:

@@ -648,7 +648,7 @@ def test_verdicts_on_the_paper_claims_by_hand(tmp_path):
 
 def test_compare_takes_a_key_an_older_run_lacks_at_its_default(seed_sweep, tmp_path, capsys):
     """A run written before ``link.bs_antennas`` existed pairs with newer runs (the
-    key took its default, 1); one with another value still does not."""
+    key took its default, 1) in compare and in plots; one with another value does not."""
     for path in (seed_sweep / "fedproto_0", seed_sweep / "fedproto_1", seed_sweep / "fedproto_2"):
         text = (path / "config.toml").read_text()
         assert "bs_antennas = 1\n" in text
@@ -656,6 +656,13 @@ def test_compare_takes_a_key_an_older_run_lacks_at_its_default(seed_sweep, tmp_p
     argv = ["compare", str(seed_sweep), "--by", "algorithm.name", "--paired", "fedcl"]
     assert main(argv) == 0
     assert "-0.0433" in capsys.readouterr().out
+    # Plots group by the same filled-in config: the old run is one setting with the new.
+    from semfed.plot import _setting, load_runs
+
+    runs = {r["path"].name: r for r in load_runs([seed_sweep])}
+    assert runs["fedproto_0"]["config"]["link.bs_antennas"] == 1
+    drop = ("algorithm.name",)
+    assert _setting(runs["fedproto_0"], drop) == _setting(runs["fedcl_0"], drop)
     text = (seed_sweep / "fedavg_0" / "config.toml").read_text()
     (seed_sweep / "fedavg_0" / "config.toml").write_text(
         text.replace("bs_antennas = 1\n", "bs_antennas = 2\n")

@@ -666,3 +666,57 @@ def test_plot_vs_cost_where_by_and_link(fake_sweep, tmp_path, drawn):
         ]
     with pytest.raises(UserError, match=r"no link\.csv"):
         make_plots([tmp_path / "figs"], out, "link")
+
+
+def test_experiment_only_and_seeds_run_a_part_and_the_rest_later(
+    tiny_toml, tmp_path, capsys, monkeypatch
+):
+    """--only / --seeds run a subset; the others stay pending; a full rerun skips it."""
+    import semfed.sweep as sweep_mod
+
+    def fake_run(argv, run_dir, env=None, cwd=None):  # records a finished run, no training
+        config = argv[argv.index("--config") + 1]
+        sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+        cfg = load_config(config, sets)
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        (Path(run_dir) / "config.toml").write_text(dumps_toml(cfg.to_dict()))
+        summary = {"config_hash": cfg.hash(), "final_test_acc": 0.5, "rounds": 1}
+        (Path(run_dir) / "summary.json").write_text(json.dumps(summary))
+        calls.append(Path(run_dir).name)
+        return 0, "", 0.1
+
+    calls: list[str] = []
+    monkeypatch.setattr(sweep_mod, "execute_run", fake_run)
+    spec = tmp_path / "exp.toml"
+    spec.write_text(
+        'title = "subset"\nconfig = "tiny.toml"\n[grid]\n'
+        '"link.uplink_snr_db" = [-5.0, 9.0, 20.0]\n"algorithm.name" = ["fedcl", "fedproto"]\n'
+        "[scale.cpu]\nseeds = 3\n"
+    )
+    out = tmp_path / "out"
+    argv = ["experiment", str(spec), "--out", str(out)]
+    assert main([*argv, "--only", "link.uplink_snr_db=9,-5", "--seeds", "2"]) == 0
+    rows = read_csv(out / "sweep.csv")
+    assert len(rows) == 3 * 2 * 3  # the whole plan is listed
+    ran = {n for n, r in rows.items() if r["status"] == "done"}
+    assert ran == set(calls) and len(ran) == 2 * 2 * 2
+    assert all(("=9.0" in n or "=-5.0" in n) and "seed=2" not in n for n in ran)
+    assert {r["status"] for n, r in rows.items() if n not in ran} == {"pending"}
+    assert "10 unfinished runs not selected" in capsys.readouterr().out
+
+    calls.clear()
+    assert main(argv) == 0  # the whole scale: only the 10 left are run
+    rows = read_csv(out / "sweep.csv")
+    assert len(calls) == 10 and not ran & set(calls)
+    assert {rows[n]["status"] for n in ran} == {"skipped-done"}
+
+    capsys.readouterr()
+    for bad, message in (
+        (["--only", "training.rounds=3"], "not a grid key at scale cpu"),
+        (["--only", "link.uplink_snr_db=7"], "not one of the scale's values (-5.0, 9.0, 20.0)"),
+        (["--only", "algorithm.name"], "expected KEY=V1,V2"),
+        (["--seeds", "4"], "--seeds 4: expected 1 to 3"),
+    ):
+        assert main([*argv, *bad]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1

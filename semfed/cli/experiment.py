@@ -24,6 +24,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--plots-only", action="store_true", help="only redraw the plots of finished runs"
     )
+    p.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="run only the grid points with these values of a grid key (repeatable); "
+        "the rest stay pending and a later run without --only does them",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        metavar="N",
+        help="run only the first N of the scale's seeds (the rest stay pending)",
+    )
     p.set_defaults(func=run)
 
 
@@ -39,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         ray_address=args.ray_address,
         plots_only=args.plots_only,
+        only=args.only,
+        seeds=args.seeds,
         log=lambda line: print(line, flush=True),
     )
     for path in plots:
