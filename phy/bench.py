@@ -169,14 +169,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(f"encoder training pass ({args.users * args.samples} images): {encoder_s * 1e3:.0f} ms")
     modes = (False,) if args.no_xla else (False, True)
-    print(
-        f"{'channel':<9} {'domain':<10} {'compile':<8} {'ms/call':>8} {'Msym/s':>7} "
-        f"{'link/encoder':>13}"
-    )
     schemes = {part.strip() for part in args.schemes.split(",")}
     channels = [c for c in args.channels.split(",") if c] if "analog" in schemes else []
     cases = [(name, "frequency") for name in channels]
     cases += [("tdl-a", "time")] if "tdl-a" in channels else []
+    if cases:
+        print(
+            f"{'channel':<9} {'domain':<10} {'compile':<8} {'ms/call':>8} {'Msym/s':>7} "
+            f"{'link/encoder':>13}"
+        )
     for name, domain in cases:
         config = LinkConfig(channel=name, csi=args.csi, domain=domain)
         for jit in modes:
@@ -220,14 +221,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         median = float(np.median(cell_drop(config, args.users, args.seed).uplink_snr_db))
         print(f"{scenario:<9} {drop_s * 1e3:8.1f} {median:21.1f}", flush=True)
-    print(
-        f"\ndigital uplink, tdl-a, CSI {args.csi}: bits/feature, QAM, code rate; the "
-        "LDPC decoder's share of a call from the same call with 1 BP iteration instead of 20"
-    )
-    print(
-        f"{'MCS':<18} {'compile':<8} {'ms/call':>8} {'Msym/s':>7} {'link/encoder':>13} "
-        f"{'1 iter ms':>9} {'decoder share':>13}"
-    )
+    if "digital" in schemes:
+        print(
+            f"\ndigital uplink, tdl-a, CSI {args.csi}: bits/feature, QAM, code rate; the "
+            "LDPC decoder's share of a call from the same call with 1 BP iteration instead of 20"
+        )
+        print(
+            f"{'MCS':<18} {'compile':<8} {'ms/call':>8} {'Msym/s':>7} {'link/encoder':>13} "
+            f"{'1 iter ms':>9} {'decoder share':>13}"
+        )
     for bits, modulation, rate in DIGITAL_MCS if "digital" in schemes else ():
         config = LinkConfig(
             channel="tdl-a",
