@@ -238,6 +238,31 @@ def test_radio_gives_each_client_its_mcs_and_channel_uses():
     assert fixed.channel_uses("uplink", 32) == 4608 and fixed.group(0) == fixed.group(1)
 
 
+def test_auto_mcs_on_a_cell_drop_chooses_from_each_clients_drop_snr():
+    """link.topology and mcs = "auto" together: each client's MCS follows its own
+    drop SNR, each way (hand table: above 6 dB 16-QAM, else QPSK)."""
+    from semfed.cell import resolve_drop
+    from semfed.config import load_config
+    from semfed.radio import RadioLinks
+
+    overrides = ["link.topology=umi", "partition.num_clients=6", "link.channel=awgn"]
+    overrides += ["link.csi=perfect", "link.scheme=digital", "link.mcs=auto"]
+    config = resolve_drop(load_config(None, overrides))
+    up, down = config.uplink_snrs(), config.downlink_snrs()
+    assert len(set(up)) == 6  # six different SNRs, from the drop
+    # This drop puts clients on both sides of 6 dB, and client 2 on different sides
+    # each way (4.8 dB up, 7.0 dB down), so a mix-up of clients or directions shows.
+
+    def by_hand(snrs):
+        return ["16qam r0.5" if s > 6.0 else "qpsk r0.5" for s in snrs]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", McsWarning)
+        radio = RadioLinks(config.link, 64, up, down, mcs_table=lambda d: hand_table())
+    assert set(by_hand(up)) == {"qpsk r0.5", "16qam r0.5"} and by_hand(up) != by_hand(down)
+    assert radio.mcs_record() == {"uplink_mcs": by_hand(up), "downlink_mcs": by_hand(down)}
+
+
 @pytest.mark.slow
 def test_tiny_auto_mcs_run_records_each_clients_choice(tmp_path, monkeypatch):
     """Three clients at 3, 7 and 30 dB on the hand-made table: qpsk, 16qam, 16qam
