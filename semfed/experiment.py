@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from semfed.config import ConfigError
+from semfed.errors import UserError
 from semfed.plot import KINDS
 from semfed.sweep import SweepRun, run_sweep, same_value, split_values
 
@@ -475,6 +476,10 @@ def run_experiment(
         )
     s = exp.scales[scale]
     select = run_selector(exp, scale, only, seeds)
+    if plots_only and select is not None:
+        raise ExperimentError(
+            "--plots-only draws from every finished run: it takes no --only or --seeds"
+        )
     out = Path(out) if out is not None else default_out(exp, scale)
     runs: list[SweepRun] = []
     if not plots_only:
@@ -497,9 +502,22 @@ def run_experiment(
         shutil.copyfile(out / "runs" / "sweep.csv", out / "sweep.csv")
     elif not (out / "runs").is_dir():
         raise ExperimentError(f"--plots-only: {out / 'runs'} does not exist; run it first")
+    pending = sum(r.status == "pending" for r in runs)
+    if pending:
+        log(
+            f"{pending} of {len(runs)} runs still pending: the plots and tables below are "
+            "from the finished runs only (n in each); run again without --only/--seeds "
+            "for the rest"
+        )
     made = make_experiment_plots(exp, scale, out)
     if exp.compares and not any(r.status == "failed" for r in runs):
-        made += make_experiment_compares(exp, out, log)
+        try:
+            made += make_experiment_compares(exp, out, log)
+        except UserError as err:
+            if not pending:
+                raise
+            # A part of the sweep may lack what a table needs (its paired scheme).
+            log(f"compare tables skipped until more runs finish: {err}")
         for line in against_medium(exp, scale, out):
             log(line)
     return runs, made

@@ -64,15 +64,22 @@ def _is_run(path: Path) -> bool:
 
 
 @functools.cache
-def _default_flat() -> tuple[tuple[str, Any], ...]:
+def _default_flat(topology: bool) -> tuple[tuple[str, Any], ...]:
     from semfed.config import load_config
 
-    return tuple(_flatten(load_config(None, []).to_dict()).items())
+    # A cell-drop run does not write the keys its drop decides (the SNRs): never fill them.
+    overrides = ["link.topology=umi"] if topology else []
+    return tuple(_flatten(load_config(None, overrides).to_dict()).items())
 
 
-def default_config() -> dict[str, Any]:
-    """Every key of the default run config with its value, flattened (``link.channel``)."""
-    return dict(_default_flat())
+def default_config(topology: bool = False) -> dict[str, Any]:
+    """Every key a run config writes, at its default, flattened (``link.channel``).
+
+    ``topology``: for a run with a cell drop, whose config leaves out the keys the
+    drop decides (``link.uplink_snr_db``, ``link.downlink_snr_db``); the
+    topology-specific keys themselves are overwritten by the run's own.
+    """
+    return dict(_default_flat(topology))
 
 
 def load_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
@@ -99,7 +106,8 @@ def load_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
                 # groups and pairs with a newer one of the same setting everywhere
                 # (plots, compare, verdicts).
                 raw = _flatten(tomllib.loads((d / "config.toml").read_text()))
-                config = {**default_config(), **raw}
+                topology = raw.get("link.topology") not in (None, "none")
+                config = {**default_config(topology), **raw}
             metrics = []
             if (d / "metrics.jsonl").is_file():
                 text = (d / "metrics.jsonl").read_text()

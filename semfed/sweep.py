@@ -367,6 +367,8 @@ def run_sweep(
     _check_backend(backend, ray_address, cpus_per_run, gpus_per_run, workers)
     out = Path(out)
     runs = plan_runs(config_path, grid, overrides, seeds, when, seed_keys, exclude)
+    if select is not None and not any(select(run) for run in runs):
+        raise SweepError("the selection (--only, --seeds) matches none of the sweep's runs")
     if on_start is not None:
         on_start()
     grid_keys = [k for k, _ in grid]

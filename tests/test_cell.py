@@ -141,6 +141,14 @@ def test_a_run_records_the_drop_in_config_and_round_0(tmp_path):
     assert records[0]["uplink_snr_db_per_client"] == written["drop"]["uplink_snr_db"]
     assert records[0]["downlink_snr_db_per_client"] == written["drop"]["downlink_snr_db"]
     assert summary["final_window"] == 1  # evaluated rounds only
+    # Plots and compare fill the keys an older config lacks with their defaults, but
+    # never the SNRs a drop decides (the run used none of the scalar defaults).
+    from semfed.plot import load_runs
+
+    (loaded,) = load_runs([tmp_path])
+    assert "link.uplink_snr_db" not in loaded["config"]
+    assert "link.downlink_snr_db" not in loaded["config"]
+    assert loaded["config"]["link.channel"] == written["link"]["channel"]
     # The run's own config.toml resumes it (its recorded drop is checked, not refused).
     more = load_config(tmp_path / "config.toml", ["training.rounds=3"])
     assert run_training(more, tmp_path, resume=True)["rounds"] == 3

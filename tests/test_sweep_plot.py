@@ -681,6 +681,7 @@ def test_experiment_only_and_seeds_run_a_part_and_the_rest_later(
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         (Path(run_dir) / "config.toml").write_text(dumps_toml(cfg.to_dict()))
         summary = {"config_hash": cfg.hash(), "final_test_acc": 0.5, "rounds": 1}
+        summary.update({f"final_test_acc_{p}": 0.5 for p in ("global", "personal", "masked")})
         (Path(run_dir) / "summary.json").write_text(json.dumps(summary))
         calls.append(Path(run_dir).name)
         return 0, "", 0.1
@@ -691,23 +692,33 @@ def test_experiment_only_and_seeds_run_a_part_and_the_rest_later(
     spec.write_text(
         'title = "subset"\nconfig = "tiny.toml"\n[grid]\n'
         '"link.uplink_snr_db" = [-5.0, 9.0, 20.0]\n"algorithm.name" = ["fedcl", "fedproto"]\n'
+        '[[exclude]]\n"algorithm.name" = "fedproto"\n"link.uplink_snr_db" = 20.0\n'
         "[scale.cpu]\nseeds = 3\n"
+        '[[compare]]\nby = "algorithm.name"\npaired = "fedcl"\nname = "c"\n'
+        'where = { "link.uplink_snr_db" = 9.0 }\n'
     )
     out = tmp_path / "out"
     argv = ["experiment", str(spec), "--out", str(out)]
+    # A part without the compare's paired scheme: the tables wait, the command succeeds.
+    assert main([*argv, "--only", "algorithm.name=fedproto", "--seeds", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "13 of 15 runs still pending" in printed
+    assert "compare tables skipped until more runs finish" in printed
     assert main([*argv, "--only", "link.uplink_snr_db=9,-5", "--seeds", "2"]) == 0
     rows = read_csv(out / "sweep.csv")
-    assert len(rows) == 3 * 2 * 3  # the whole plan is listed
-    ran = {n for n, r in rows.items() if r["status"] == "done"}
+    assert len(rows) == 3 * (2 * 3 - 1)  # the whole plan is listed (one point excluded)
+    ran = {n for n, r in rows.items() if r["status"] in ("done", "skipped-done")}
     assert ran == set(calls) and len(ran) == 2 * 2 * 2
     assert all(("=9.0" in n or "=-5.0" in n) and "seed=2" not in n for n in ran)
     assert {r["status"] for n, r in rows.items() if n not in ran} == {"pending"}
-    assert "10 unfinished runs not selected" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "7 unfinished runs not selected" in printed
+    assert (out / "compare_c_global.csv").is_file()  # both schemes now: the tables are made
 
     calls.clear()
-    assert main(argv) == 0  # the whole scale: only the 10 left are run
+    assert main(argv) == 0  # the whole scale: only the 7 left are run
     rows = read_csv(out / "sweep.csv")
-    assert len(calls) == 10 and not ran & set(calls)
+    assert len(calls) == 7 and not ran & set(calls)
     assert {rows[n]["status"] for n in ran} == {"skipped-done"}
 
     capsys.readouterr()
@@ -716,6 +727,11 @@ def test_experiment_only_and_seeds_run_a_part_and_the_rest_later(
         (["--only", "link.uplink_snr_db=7"], "not one of the scale's values (-5.0, 9.0, 20.0)"),
         (["--only", "algorithm.name"], "expected KEY=V1,V2"),
         (["--seeds", "4"], "--seeds 4: expected 1 to 3"),
+        (["--plots-only", "--seeds", "1"], "takes no --only or --seeds"),
+        (
+            ["--only", "algorithm.name=fedproto", "--only", "link.uplink_snr_db=20"],
+            "matches none of the sweep's runs",
+        ),
     ):
         assert main([*argv, *bad]) == 2
         err = capsys.readouterr().err
