@@ -191,9 +191,16 @@ def stability_claim(runs: Runs | None) -> Verdict:
     return Verdict(claim, paper, ours, d, verdict)
 
 
+# The paper's "FedCL loses only about 10 %" at low SNR: up to twice that still counts.
+LOW_SNR_LOSS_PAPER = 0.10
+LOW_SNR_LOSS_TOLERANCE = 2.0
+
+
 def low_snr_claim(runs: Runs | None, baseline: str, low: float = -5.0, high: float = 20.0):
     """Fig. 2(b): FedCL loses less than ``baseline`` from ``high`` to ``low`` dB:
-    per seed, FedCL's loss minus the baseline's (paired), claimed negative."""
+    per seed, FedCL's loss minus the baseline's (paired), claimed negative. When
+    that holds but FedCL's own relative loss is over twice the paper's ~10 %, the
+    claim holds in direction only."""
     claim = f"Fig. 2(b): FedCL loses ~10 % at low SNR, {baseline} much more"
     paper = "FedCL ~ -10 %"
     if runs is None:
@@ -212,7 +219,12 @@ def low_snr_claim(runs: Runs | None, baseline: str, low: float = -5.0, high: flo
         f"{baseline} {100 * _mean(losses[baseline + '_rel']):.1f} %; FedCL's loss minus "
         f"{baseline}'s"
     )
-    return Verdict(claim, paper, ours, d, judge(d, None, sign=-1))
+    verdict = judge(d, None, sign=-1)
+    if verdict == "reproduced" and _mean(losses["fedcl_rel"]) > (
+        LOW_SNR_LOSS_PAPER * LOW_SNR_LOSS_TOLERANCE
+    ):
+        verdict = "reproduced in direction only"  # less than the baseline, not ~10 %
+    return Verdict(claim, paper, ours, d, verdict)
 
 
 def heterogeneity_claims(runs: Runs | None) -> list[Verdict]:
