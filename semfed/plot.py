@@ -64,22 +64,15 @@ def _is_run(path: Path) -> bool:
 
 
 @functools.cache
-def _default_flat(topology: bool) -> tuple[tuple[str, Any], ...]:
+def _defaults(topology: bool) -> dict[str, Any]:
+    """Every key a run config writes, at its default, flattened (``link.channel``);
+    read-only (callers merge it into a new dict). ``topology``: for a cell-drop run,
+    whose config leaves out the keys the drop decides (the SNRs), so they are never
+    filled in; its topology keys themselves come from the run's own config."""
     from semfed.config import load_config
 
-    # A cell-drop run does not write the keys its drop decides (the SNRs): never fill them.
     overrides = ["link.topology=umi"] if topology else []
-    return tuple(_flatten(load_config(None, overrides).to_dict()).items())
-
-
-def default_config(topology: bool = False) -> dict[str, Any]:
-    """Every key a run config writes, at its default, flattened (``link.channel``).
-
-    ``topology``: for a run with a cell drop, whose config leaves out the keys the
-    drop decides (``link.uplink_snr_db``, ``link.downlink_snr_db``); the
-    topology-specific keys themselves are overwritten by the run's own.
-    """
-    return dict(_default_flat(topology))
+    return _flatten(load_config(None, overrides).to_dict())
 
 
 def load_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
@@ -107,7 +100,7 @@ def load_runs(paths: list[str | Path]) -> list[dict[str, Any]]:
                 # (plots, compare, verdicts).
                 raw = _flatten(tomllib.loads((d / "config.toml").read_text()))
                 topology = raw.get("link.topology") not in (None, "none")
-                config = {**default_config(topology), **raw}
+                config = {**_defaults(topology), **raw}
             metrics = []
             if (d / "metrics.jsonl").is_file():
                 text = (d / "metrics.jsonl").read_text()

@@ -422,11 +422,11 @@ def run_sweep(
             continue
         todo.append((run, (run_dir / "config.toml").is_file()))
     if select is not None:
-        left_out = [run for run, _ in todo if not select(run)]
-        todo = [item for item in todo if select(item[0])]
-        total -= len(left_out)
+        selected = [item for item in todo if select(item[0])]
+        left_out = len(todo) - len(selected)
+        todo, total = selected, total - left_out
         if left_out:
-            log(f"{len(left_out)} unfinished runs not selected: they stay pending")
+            log(f"{left_out} unfinished runs not selected: they stay pending")
     with lock:
         write_csv()
     for run in runs:
