@@ -241,11 +241,25 @@ def default_out(exp: Experiment, scale: str) -> Path:
     return root / "results" / exp.name / scale
 
 
+def plot_note(exp: Experiment, scale: str, runs: list[dict[str, Any]]) -> str:
+    """The plots' title note: the file's title and the scale's note, and, while a
+    sweep is part-way, how many of the scale's seeds have finished runs (the note
+    describes the plan; the titles' ``n`` counts what is drawn)."""
+    from semfed.plot import _seeds
+
+    s = exp.scales[scale]
+    note = s.note or scale + " scale"
+    done = len({_seeds(r) for r in runs})
+    if s.seeds is not None and done < s.seeds:
+        note += f"; {done} of {s.seeds} seeds finished so far"
+    return f"{exp.title} [{note}]"
+
+
 def make_experiment_plots(exp: Experiment, scale: str, out: Path) -> list[Path]:
     from semfed.plot import _select, load_runs, make_plots
 
-    note = exp.scales[scale].note
     runs = load_runs([out / "runs"])
+    note = plot_note(exp, scale, runs)
     made = []
     for i, p in enumerate(exp.plots):
         prefix = p.get("name", f"{i}_")
@@ -263,7 +277,7 @@ def make_experiment_plots(exp: Experiment, scale: str, out: Path) -> list[Path]:
             cost=p.get("cost", "load"),
             where=p.get("where"),
             by=p.get("by"),
-            note=f"{exp.title} [{note or scale + ' scale'}]",
+            note=note,
             prefix=prefix,
         )
     return made

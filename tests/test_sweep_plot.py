@@ -282,6 +282,24 @@ name = "cost_"
 """
 
 
+def test_plot_note_says_how_many_of_the_scales_seeds_have_finished(tiny_toml, tmp_path):
+    """A part-way sweep's titles say so beside the scale's planned seed count."""
+    from semfed.experiment import load_experiment, plot_note
+    from semfed.plot import load_runs
+
+    spec = tmp_path / "exp.toml"
+    spec.write_text(EXPERIMENT_TOML.replace("seeds = 1", "seeds = 3"))
+    exp = load_experiment(spec)
+    root = tmp_path / "runs"
+    for seed in (0, 1):
+        for alg in ("fedcl", "fedavg"):
+            _fake_run(root / f"{alg}_{seed}", alg, seed, 10.0, [0.5])
+    part = "tiny experiment [tiny scale; 2 of 3 seeds finished so far]"
+    assert plot_note(exp, "cpu", load_runs([root])) == part
+    _fake_run(root / "fedcl_2", "fedcl", 2, 10.0, [0.5])
+    assert plot_note(exp, "cpu", load_runs([root])) == "tiny experiment [tiny scale]"
+
+
 @pytest.mark.slow
 def test_experiment_file_runs_its_sweep_and_plots(tiny_toml, tmp_path, capsys):
     spec = tmp_path / "exp.toml"
