@@ -430,13 +430,15 @@ def test_experiment_files_plan_valid_runs_with_equal_encoders(path):
         if scale.seeds:
             assert {c.partition.seed for c in configs} == set(range(scale.seeds))
         if name == "medium":
-            # One round count, measured on Fig. 2(a), everywhere; 5 seeds; width 32.
+            # One round count, measured on Fig. 2(a), everywhere; width 32; 5 seeds
+            # (a diagnostic, paired with a figure's first seeds, may run 3).
             fig2a = load_experiment(Path(__file__).parent.parent / "experiments" / "fig2a.toml")
             rounds = [
                 o for o in fig2a.scales["medium"].overrides if o.startswith("training.rounds")
             ]
             assert {f"training.rounds={c.training.rounds}" for c in configs} == set(rounds), path
-            assert scale.seeds == 5 and {c.model.encoder_width for c in configs} == {32}
+            want = {3, 5} if "diagnostics" in path.parts else {5}
+            assert scale.seeds in want and {c.model.encoder_width for c in configs} == {32}
             assert {c.evaluation.every for c in configs} == {2}
 
 
