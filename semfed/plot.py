@@ -196,8 +196,13 @@ def title_for(
             parts.append(f"{name}={_fmt(common[key])}")
     if protocol is not None:
         parts.append(f"protocol {protocol}")
-    seeds = {_seeds(r) for r in runs}
-    parts.append(f"n = {len(seeds)} seed{'s' if len(seeds) != 1 else ''}")
+    # n per drawn setting: a part-way sweep may have fewer seeds at some points.
+    per_setting: dict[tuple, set[tuple]] = {}
+    for r in runs:
+        per_setting.setdefault(_setting(r), set()).add(_seeds(r))
+    ns = sorted({len(s) for s in per_setting.values()}) or [0]
+    n = str(ns[0]) if len(ns) == 1 else f"{ns[0]} to {ns[-1]}"
+    parts.append(f"n = {n} seed{'s' if n != '1' else ''}")
     return head + _part_lines(parts) + _note_lines(note)
 
 

@@ -459,6 +459,20 @@ def _fake_mean(alg: str, snr: float, t: int) -> float:
     return 100 * (base * (t + 1) / 3 + 0.01 + snr / 100)
 
 
+def test_title_counts_seeds_per_drawn_setting(tmp_path):
+    """A part-way sweep: the title gives the range of n over the drawn settings."""
+    from semfed.plot import load_runs, title_for
+
+    root = tmp_path / "runs"
+    for alg, seeds in (("fedcl", (0, 1, 2)), ("fedavg", (0, 1))):
+        for seed in seeds:
+            _fake_run(root / f"{alg}_{seed}", alg, seed, 10.0, [0.5])
+    runs = load_runs([root])
+    assert "n = 2 to 3 seeds" in title_for({}, runs, "h")
+    fedcl = [r for r in runs if r["config"]["algorithm.name"] == "fedcl"]
+    assert "n = 3 seeds" in title_for({}, fedcl, "h")
+
+
 def test_plot_curves_and_snr(fake_sweep, tmp_path, capsys, drawn):
     from semfed.plot import group_runs, load_runs, make_plots
 
