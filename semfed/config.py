@@ -187,6 +187,11 @@ class AlgorithmConfig:
     client (FedBN). ``reset_optimizer``: zero a client's optimizer state (moments
     and step count) whenever its weights are replaced by an average (FedAvg: the
     whole model; FedCL and its ablations: the BS's decoder instance phi_k).
+
+    ``fedcl_encoders``: FedCL's encoders stay ``"personal"`` (the paper), or are
+    ``"averaged"`` after every round with weights D_k / D, batch norm kept local
+    as in FedBN: a diagnostic that gives up personalisation to measure what the
+    personal encoders cost (needs identical encoders; FedCL and its ablations only).
     """
 
     name: Literal["fedcl", "fedavg", "fedproto", "fedcl-nocentroid", "fedcl-meancentroid"] = "fedcl"
@@ -194,6 +199,7 @@ class AlgorithmConfig:
     # FedBN measured stronger at the paper's setting (docs/algorithms.md, "Tuning FedAvg").
     fedavg_norm: Literal["average", "local"] = "local"
     reset_optimizer: bool = False
+    fedcl_encoders: Literal["personal", "averaged"] = "personal"
     reg_reduction: Literal["mean", "sum"] = "mean"
     scg_loss: Literal["infonce", "printed"] = "infonce"
     temperature: float = 0.5
@@ -206,6 +212,12 @@ class AlgorithmConfig:
         _require(self.temperature > 0, "temperature", self.temperature, "> 0")
         _require(self.scg_steps >= 0, "scg_steps", self.scg_steps, "E' >= 0")
         _require(self.scg_lr > 0, "scg_lr", self.scg_lr, "> 0")
+        _require(
+            self.fedcl_encoders == "personal" or self.name.startswith("fedcl"),
+            "fedcl_encoders",
+            self.fedcl_encoders,
+            f'"personal" with algorithm.name = {self.name!r} (averaged: FedCL only)',
+        )
 
 
 @dataclass(frozen=True)

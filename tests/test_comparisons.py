@@ -90,6 +90,42 @@ def test_fedavg_norm_local_keeps_each_clients_statistics(data, norm):
 
 
 @pytest.mark.slow
+def test_fedcl_averaged_encoders_share_all_but_batch_norm(data):
+    alg = build(data, "algorithm.fedcl_encoders=averaged")
+    # One common initial encoder, batch norm included (client 0's).
+    start = [c.encoder.get_weights() for c in alg.clients]
+    assert all(np.array_equal(a, b) for w in start[1:] for a, b in zip(start[0], w, strict=True))
+    passes = alg.train_clients(0, np.random.default_rng(0))
+    trained = [_norm_and_other_weights(c) for c in alg.clients]
+    alg.aggregate(passes, 0)
+    sizes = np.array([c.num_train for c in alg.clients], np.float64)
+    for k, c in enumerate(alg.clients):
+        norms, others = _norm_and_other_weights(c)
+        # Shared weights: sum_k D_k w_k / D, by hand.
+        for i, w in enumerate(others):
+            want = sum(n * t[1][i] for n, t in zip(sizes, trained, strict=True)) / sizes.sum()
+            np.testing.assert_allclose(w, want, rtol=1e-5, atol=1e-6)
+        # Batch norm stays each client's own, as trained.
+        for a, b in zip(norms, trained[k][0], strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(trained[0][0], trained[1][0], strict=True))
+    # The shared encoder parameters go up and the average comes down, as float32.
+    shared = sum(w.size for w in _norm_and_other_weights(alg.clients[0])[1])
+    stats = alg.run_round(1, np.random.default_rng(1))
+    assert stats.param_bits == 2 * len(alg.clients) * shared * 32
+    assert build(data).run_round(0, np.random.default_rng(0)).param_bits == 0
+
+
+def test_fedcl_averaged_encoders_refused_where_they_cannot_apply(data):
+    from semfed.config import ConfigError
+
+    with pytest.raises(ConfigError, match="fedcl_encoders"):
+        tiny_config("algorithm.name=fedavg", "algorithm.fedcl_encoders=averaged")
+    with pytest.raises(ConfigError, match="identical encoders"):
+        build(data, "model.encoders=heterogeneous", "algorithm.fedcl_encoders=averaged")
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("reset", [False, True])
 def test_reset_optimizer_zeroes_moments_when_the_average_arrives(data, reset):
     alg = build(data, "algorithm.name=fedavg", f"algorithm.reset_optimizer={str(reset).lower()}")

@@ -18,6 +18,12 @@ The two ablations share everything but the centroids:
   (weights renormalised over those clients), as FL with centroid
   regularisation does. Classes nobody has reported yet (round 0) have no
   centroid and no regulariser.
+
+Any of the three with ``algorithm.fedcl_encoders = "averaged"`` (a diagnostic,
+not the paper): after the decoder, the BS also averages the clients' encoders
+with weights D_k / D, batch norm local as in FedBN, and sends the average back.
+The encoders then travel as parameters (counted in ``param_bits``; the airtime
+counts the features only).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from semfed.algorithms.base import (
+    BITS_PER_NUMBER,
     Algorithm,
     LocalPass,
     TrainingDiverged,
@@ -46,7 +53,13 @@ from semfed.losses import (
     scg_loss_infonce,
     scg_loss_printed,
 )
-from semfed.models import build_decoder, build_scg, dtype_policy, scg_inputs
+from semfed.models import (
+    build_decoder,
+    build_scg,
+    dtype_policy,
+    normalization_weight_indices,
+    scg_inputs,
+)
 from semfed.radio import RadioLinks
 from semfed.streams import generator
 from semfed.workspace import Workspace
@@ -110,7 +123,7 @@ class RoundStats:
     downlink_symbols: int = 0
     uplink_symbols_per_sample: float = 0.0
     downlink_symbols_per_sample: float = 0.0
-    param_bits: int = 0  # no parameters travel
+    param_bits: int = 0  # none travel, unless fedcl_encoders = "averaged"
     uplink_slots: int = 0  # the busiest client's slots (clients in parallel, phy.airtime)
     downlink_slots: int = 0
     airtime_ms: float = 0.0  # (uplink_slots + downlink_slots) * slot duration
@@ -153,6 +166,25 @@ class FedCL(Algorithm):
         # phi_k of every client starts from the same global decoder.
         for c in clients:
             c.decoder.set_weights(self.decoder.get_weights())
+        # fedcl_encoders = "averaged": positions each client keeps (batch norm), and
+        # one common initial encoder (client 0's).
+        self.encoder_local_indices: set[int] | None = None
+        self.encoder_parameters = 0
+        if config.algorithm.fedcl_encoders == "averaged":
+            shapes = [[tuple(w.shape) for w in c.encoder.weights] for c in clients]
+            if any(s != shapes[0] for s in shapes):
+                raise ConfigError(
+                    f"model.encoders = {config.model.encoders!r} is not allowed with "
+                    "algorithm.fedcl_encoders = 'averaged': averaging needs identical encoders"
+                )
+            self.encoder_local_indices = set(normalization_weight_indices(clients[0].encoder))
+            shared = [
+                w
+                for i, w in enumerate(clients[0].encoder.weights)
+                if i not in self.encoder_local_indices
+            ]
+            self.encoder_parameters = int(sum(np.prod(w.shape) for w in shared))
+            self._set_encoders(clients[0].encoder.get_weights())
         self._steps = self.compile_steps(self._make_client_step)
         if self.scg is not None:
             self._scg_step = self._make_scg_step()
@@ -283,7 +315,17 @@ class FedCL(Algorithm):
             self.mean_centroids.assign(centroids=means, mask=mask)
         dec_weights = [c.decoder.get_weights() for c in self.clients]
         self.decoder.set_weights(weighted_average(dec_weights, self.weights))
+        if self.encoder_local_indices is not None:
+            enc_weights = [c.encoder.get_weights() for c in self.clients]
+            self._set_encoders(weighted_average(enc_weights, self.weights))
         return scg_loss
+
+    def _set_encoders(self, weights: list[np.ndarray]) -> None:
+        """Every client's encoder takes ``weights`` except its batch-norm positions."""
+        for c in self.clients:
+            for i, (v, w) in enumerate(zip(c.encoder.weights, weights, strict=True)):
+                if i not in self.encoder_local_indices:
+                    v.assign(w)
 
     def run_round(self, round_index: int, rng: np.random.Generator) -> RoundStats:
         """Algorithm 1, lines 4-16."""
@@ -311,6 +353,7 @@ class FedCL(Algorithm):
             downlink_symbols=down,
             uplink_symbols_per_sample=up / samples,
             downlink_symbols_per_sample=down / samples,
+            param_bits=2 * len(self.clients) * self.encoder_parameters * BITS_PER_NUMBER,
             **asdict(self.feature_airtime(passes)),
         )
         if self.centroid_source != "none":
