@@ -364,10 +364,17 @@ class RunConfig:
                     f"link.{key} = {list(value)!r} is not allowed: a number or a list of "
                     f"exactly partition.num_clients = {k} values (one per user)"
                 )
-        if self.algorithm.name == "fedavg" and self.model.encoders == "heterogeneous":
+        averaging = (
+            "algorithm.name = 'fedavg'"
+            if self.algorithm.name == "fedavg"
+            else "algorithm.fedcl_encoders = 'averaged'"
+            if self.algorithm.fedcl_encoders == "averaged"
+            else None
+        )
+        if averaging and self.model.encoders == "heterogeneous":
             raise ConfigError(
-                "model.encoders = 'heterogeneous' is not allowed with algorithm.name = 'fedavg': "
-                "FedAvg averages the encoders' parameters, which needs identical encoders "
+                f"model.encoders = 'heterogeneous' is not allowed with {averaging}: "
+                "averaging the encoders' parameters needs identical encoders "
                 '(set model.encoders = "homogeneous")'
             )
 

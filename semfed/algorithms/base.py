@@ -57,6 +57,19 @@ def weighted_average(weight_lists: list[list[np.ndarray]], weights: np.ndarray) 
     ]
 
 
+def assign_shared(variables: list[tf.Variable], weights: list[np.ndarray], local: set[int]) -> None:
+    """An average arrives: ``variables`` take ``weights``, except the positions in
+    ``local`` that each client keeps to itself (batch norm under FedBN)."""
+    for i, (v, w) in enumerate(zip(variables, weights, strict=True)):
+        if i not in local:
+            v.assign(w)
+
+
+def shared_parameter_count(variables: list[tf.Variable], local: set[int]) -> int:
+    """How many numbers an average of ``variables`` sends (positions in ``local`` stay)."""
+    return int(sum(np.prod(v.shape) for i, v in enumerate(variables) if i not in local))
+
+
 def reset_optimizer(optimizer: keras.optimizers.Optimizer) -> None:
     """Zero an optimizer's state: its step count and every slot (Adam's moments);
     the learning rate is kept. Used when a client's weights are replaced by an

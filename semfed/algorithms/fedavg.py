@@ -34,8 +34,10 @@ from semfed.algorithms.base import (
     BITS_PER_NUMBER,
     Algorithm,
     LocalPass,
+    assign_shared,
     mean_of,
     reset_optimizer,
+    shared_parameter_count,
     weighted_average,
 )
 from semfed.config import ConfigError, RunConfig
@@ -82,12 +84,9 @@ class FedAvg(Algorithm):
             self.local_indices = set(normalization_weight_indices(clients[0].encoder))
         # One common initial model: client 0's encoder and a fresh decoder.
         self._broadcast(clients[0].encoder.get_weights() + self.decoder.get_weights())
-        sent = [
-            w
-            for i, w in enumerate([*clients[0].encoder.weights, *self.decoder.weights])
-            if i not in self.local_indices
-        ]
-        self.num_parameters = int(sum(np.prod(w.shape) for w in sent))
+        self.num_parameters = shared_parameter_count(
+            [*clients[0].encoder.weights, *self.decoder.weights], self.local_indices
+        )
         self._steps = self.compile_steps(
             lambda ws, k: self.make_local_model_step(ws, lam=0.0, client_index=k)
         )
@@ -100,12 +99,7 @@ class FedAvg(Algorithm):
         n = len(self.clients[0].encoder.weights)
         self.decoder.set_weights(weights[n:])
         for c in self.clients:
-            if self.local_indices:
-                for i, (v, w) in enumerate(zip(c.encoder.weights, weights[:n], strict=True)):
-                    if i not in self.local_indices:
-                        v.assign(w)
-            else:
-                c.encoder.set_weights(weights[:n])
+            assign_shared(c.encoder.weights, weights[:n], self.local_indices)
             c.decoder.set_weights(weights[n:])
             if reset:
                 reset_optimizer(c.encoder_optimizer)

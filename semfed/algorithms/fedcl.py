@@ -40,10 +40,12 @@ from semfed.algorithms.base import (
     LocalPass,
     TrainingDiverged,
     VariableStore,
+    assign_shared,
     cut_layer_gradients,
     guarded_step,
     mean_of,
     reset_optimizer,
+    shared_parameter_count,
     weighted_average,
     weighted_class_means,
 )
@@ -166,24 +168,15 @@ class FedCL(Algorithm):
         # phi_k of every client starts from the same global decoder.
         for c in clients:
             c.decoder.set_weights(self.decoder.get_weights())
-        # fedcl_encoders = "averaged": positions each client keeps (batch norm), and
-        # one common initial encoder (client 0's).
+        # fedcl_encoders = "averaged" (identical encoders: RunConfig checks): positions
+        # each client keeps (batch norm), and one common initial encoder (client 0's).
         self.encoder_local_indices: set[int] | None = None
         self.encoder_parameters = 0
         if config.algorithm.fedcl_encoders == "averaged":
-            shapes = [[tuple(w.shape) for w in c.encoder.weights] for c in clients]
-            if any(s != shapes[0] for s in shapes):
-                raise ConfigError(
-                    f"model.encoders = {config.model.encoders!r} is not allowed with "
-                    "algorithm.fedcl_encoders = 'averaged': averaging needs identical encoders"
-                )
             self.encoder_local_indices = set(normalization_weight_indices(clients[0].encoder))
-            shared = [
-                w
-                for i, w in enumerate(clients[0].encoder.weights)
-                if i not in self.encoder_local_indices
-            ]
-            self.encoder_parameters = int(sum(np.prod(w.shape) for w in shared))
+            self.encoder_parameters = shared_parameter_count(
+                clients[0].encoder.weights, self.encoder_local_indices
+            )
             self._set_encoders(clients[0].encoder.get_weights())
         self._steps = self.compile_steps(self._make_client_step)
         if self.scg is not None:
@@ -323,9 +316,7 @@ class FedCL(Algorithm):
     def _set_encoders(self, weights: list[np.ndarray]) -> None:
         """Every client's encoder takes ``weights`` except its batch-norm positions."""
         for c in self.clients:
-            for i, (v, w) in enumerate(zip(c.encoder.weights, weights, strict=True)):
-                if i not in self.encoder_local_indices:
-                    v.assign(w)
+            assign_shared(c.encoder.weights, weights, self.encoder_local_indices)
 
     def run_round(self, round_index: int, rng: np.random.Generator) -> RoundStats:
         """Algorithm 1, lines 4-16."""
