@@ -4,7 +4,8 @@ This is the only module of semfed that talks to ``phy``. Every tensor crossing
 the boundary is float32 [U, B, d]: U users (clients), B samples, d real values.
 Each direction is analog or digital (``link.uplink_scheme`` /
 ``link.downlink_scheme``, :func:`phy.digital.build_link`); a digital direction
-counts its code blocks, which :meth:`RadioLinks.block_record` reports per round.
+counts its code blocks, which :meth:`RadioLinks.block_record` reports per round,
+summed and per client (calls that name their client).
 
 With ``link.mcs = "auto"`` a digital direction has one link per MCS in use,
 each client on the one its SNR chooses (:func:`phy.mcs.user_configs`, from the
@@ -105,6 +106,16 @@ class RadioLinks:
             d: tuple(self._links[d][c] for c in configs) if not ideal else ()
             for d, configs in self.client_configs.items()
         }
+        # Per client and digital direction: (code blocks sent, failed) since the last
+        # reset, of the calls that named the client.
+        self._client_blocks: dict[Direction, tuple[tf.Variable, ...]] = {
+            d: tuple(
+                tf.Variable([0, 0], dtype=tf.int64, trainable=False)
+                for link in links
+                if hasattr(link, "last_block_counts")
+            )
+            for d, links in self._client_links.items()
+        }
 
     def link(self, direction: Direction, client: int | None = None):
         """The :class:`~phy.link.Link` (or DigitalLink) of ``direction`` that client
@@ -130,7 +141,9 @@ class RadioLinks:
         """
         if self.ideal:
             return features
-        return self.link("uplink", client)(features, snr_db)
+        received = self.link("uplink", client)(features, snr_db)
+        self._count_blocks("uplink", client)
+        return received
 
     def downlink(
         self, gradients: tf.Tensor, snr_db: tf.Tensor, client: int | None = None
@@ -139,7 +152,15 @@ class RadioLinks:
         (``client`` as in :meth:`uplink`)."""
         if self.ideal:
             return gradients
-        return self.link("downlink", client).send_gradients(gradients, snr_db)
+        received = self.link("downlink", client).send_gradients(gradients, snr_db)
+        self._count_blocks("downlink", client)
+        return received
+
+    def _count_blocks(self, direction: Direction, client: int | None) -> None:
+        """Add the last call's code blocks to ``client``'s counters (digital only)."""
+        counters = self._client_blocks[direction]
+        if counters and client is not None:
+            counters[client].assign_add(self._client_links[direction][client].last_block_counts())
 
     def group(self, client: int) -> tuple[LinkConfig, LinkConfig]:
         """A key equal for clients on the same uplink and downlink (they may share steps)."""
@@ -177,11 +198,16 @@ class RadioLinks:
             for link in links.values():
                 if hasattr(link, "reset_counts"):
                     link.reset_counts()
+        for counters in self._client_blocks.values():
+            for counter in counters:
+                counter.assign([0, 0])
 
     def block_record(self) -> dict[str, float | int | None]:
         """Per digital direction since the last reset, summed over its links:
         ``{dir}_blocks``, ``{dir}_block_errors`` (failed CRC) and ``{dir}_bler``;
-        empty when both directions are analog."""
+        per client, from the calls that named it, ``{dir}_blocks_per_client``,
+        ``{dir}_block_errors_per_client`` and ``{dir}_bler_per_client`` (None for a
+        client that sent no block); empty when both directions are analog."""
         out: dict[str, float | int | None] = {}
         for direction, links in self._links.items():
             counted = [
@@ -192,4 +218,9 @@ class RadioLinks:
                 out[f"{direction}_blocks"] = sent
                 out[f"{direction}_block_errors"] = failed
                 out[f"{direction}_bler"] = failed / sent if sent else None
+            if self._client_blocks[direction]:
+                per_client = [[int(v) for v in c.numpy()] for c in self._client_blocks[direction]]
+                out[f"{direction}_blocks_per_client"] = [s for s, _ in per_client]
+                out[f"{direction}_block_errors_per_client"] = [f for _, f in per_client]
+                out[f"{direction}_bler_per_client"] = [f / s if s else None for s, f in per_client]
         return out

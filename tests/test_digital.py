@@ -241,6 +241,40 @@ def test_gradients_reach_the_encoder_through_the_digital_downlink():
     assert not lost.any()
 
 
+def test_block_record_counts_each_client_on_a_shared_link():
+    """Two clients on one 16-QAM rate-1/2 link (4-bit features: B = 71 samples
+    fill exactly 16 blocks a call, header): client 0 at 20 dB loses none of its 16
+    uplink blocks; client 1 at -10 dB loses all 32 of its two calls' blocks and
+    all 16 of its one downlink call's. Totals are the per-client sums; the uplink
+    BLER is 32 / 48; a client that sent nothing has no BLER; reset zeroes all."""
+    from semfed.radio import RadioLinks
+
+    config = digital(modulation="16qam", code_rate=0.5, quant_bits=4)
+    radio = RadioLinks(config, 64, (20.0, -10.0), (20.0, -10.0))
+    assert radio.link("uplink", 0) is radio.link("uplink", 1)  # one link, shared
+    x = tf.random.normal([1, 71, 64], seed=1)
+    radio.reset_counts()
+    radio.uplink(x, tf.constant([20.0]), client=0)
+    radio.uplink(x, tf.constant([-10.0]), client=1)
+    radio.uplink(x, tf.constant([-10.0]), client=1)
+    radio.downlink(x, tf.constant([-10.0]), client=1)
+    record = radio.block_record()
+    assert record["uplink_blocks_per_client"] == [16, 32]
+    assert record["uplink_block_errors_per_client"] == [0, 32]
+    assert record["uplink_bler_per_client"] == [0.0, 1.0]
+    assert (record["uplink_blocks"], record["uplink_block_errors"]) == (48, 32)
+    assert record["uplink_bler"] == pytest.approx(32 / 48)
+    assert record["downlink_blocks_per_client"] == [0, 16]
+    assert record["downlink_bler_per_client"] == [None, 1.0]
+    radio.reset_counts()
+    record = radio.block_record()
+    assert record["uplink_blocks_per_client"] == [0, 0] and record["uplink_blocks"] == 0
+    # Analog directions have no per-client block counts.
+    analog = RadioLinks(LinkConfig(**AWGN), 64, (20.0,), (20.0,))
+    analog.uplink(x, tf.constant([20.0]), client=0)
+    assert analog.block_record() == {}
+
+
 @pytest.mark.slow
 def test_tiny_digital_run_records_block_errors_and_channel_uses(tmp_path):
     from semfed.config import load_config
@@ -267,6 +301,11 @@ def test_tiny_digital_run_records_block_errors_and_channel_uses(tmp_path):
     assert record["uplink_blocks"] == record["downlink_blocks"] == batches > 0
     assert record["uplink_bler"] == record["uplink_block_errors"] / batches
     assert record["uplink_block_errors"] == 0  # AWGN at 20 dB is far above the cliff
+    # Every training call names its client: the per-client counts sum to the totals.
+    for d in ("uplink", "downlink"):
+        assert len(record[f"{d}_blocks_per_client"]) == config.partition.num_clients
+        assert sum(record[f"{d}_blocks_per_client"]) == record[f"{d}_blocks"]
+        assert sum(record[f"{d}_block_errors_per_client"]) == record[f"{d}_block_errors"]
     assert record["test_acc"] >= 0
 
 
