@@ -12,14 +12,20 @@ means the default below. :class:`LinkBudget` holds them resolved.
 Defaults and where they come from:
 
 * UE transmit power 23 dBm: power class 3 of 3GPP TS 38.101-1.
-* BS transmit power 35 dBm (UMi), 44 dBm (UMa): 3GPP TR 38.901 Table 7.8-1
-  (large-scale calibration, 20 MHz at 6 GHz); 46 dBm (RMa): ITU-R M.2412's
-  rural eMBB setting (20 MHz). Quoted from the documents as commonly cited; they
-  could not be checked against the tables on this offline machine. The BS
-  splits it equally over the K users' sub-bands (OFDMA: all are sent at once),
-  so each user's sub-band gets ``bs_tx_power_dbm - 10 log10 K``.
-* Noise figures 7 dB at the BS and 9 dB at the UE: TR 38.901 Table 7.8-1's UT
-  noise figure and the BS value of TR 38.802-style evaluations.
+* BS transmit power 44 dBm (UMi), 49 dBm (UMa): 3GPP TR 38.901 Table 7.8-1
+  (large-scale calibration), its 6 GHz column (20 MHz), the nearest to our
+  3.5 GHz carrier; the table's 30 and 70 GHz columns (100 MHz) give 35 dBm to
+  both. These agree with TR 36.873's 41 dBm (UMi) and 46 dBm (UMa) for 10 MHz,
+  3 dB more for twice the bandwidth. (Until 2026-11-27 the defaults were 35 and
+  44 dBm, the mmWave value for UMi and the UMi value for UMa: recalled wrongly.)
+  46 dBm (RMa): ITU-R M.2412's rural eMBB setting, quoted from memory, not
+  checked. The BS splits its power equally over the K users' sub-bands (OFDMA:
+  all are sent at once), so each user's sub-band gets
+  ``bs_tx_power_dbm - 10 log10 K``.
+* Noise figures 7 dB at the BS and 9 dB at the UE: 9 dB is TR 38.901 Table
+  7.8-1's UT noise figure at 6 GHz; the table gives no BS value (its
+  calibration is a downlink one), and 7 dB is a common choice of system-level
+  evaluations, not checked against a document.
 * Closest user and sector size: Sionna's scenario defaults
   (``set_3gpp_scenario_parameters``: 10 / 35 / 35 m to the BS in 3D, inter-site
   distance 200 / 500 / 5000 m, whose sector reaches isd / sqrt(3) on the ground);
@@ -38,7 +44,7 @@ TOPOLOGIES: tuple[str, ...] = ("none", "umi", "uma", "rma")
 TOPOLOGY_SNRS: tuple[str, ...] = ("per_user", "median")
 
 UE_TX_POWER_DBM = 23.0
-BS_TX_POWER_DBM: dict[str, float] = {"umi": 35.0, "uma": 44.0, "rma": 46.0}
+BS_TX_POWER_DBM: dict[str, float] = {"umi": 44.0, "uma": 49.0, "rma": 46.0}
 BS_NOISE_FIGURE_DB = 7.0
 UE_NOISE_FIGURE_DB = 9.0
 # Sionna's scenario defaults: closest user (3D distance) and inter-site distance [m].

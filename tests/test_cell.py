@@ -26,10 +26,12 @@ def test_a_drop_gives_each_client_its_link_budget_snr():
     users = drop_users("umi", 6, 3.5, drop_seed(config), min_distance_m=10.0)
     loss = users.path_loss_db + users.shadow_fading_db
     # 4 RBs x 12 x 30 kHz = 1.44 MHz: kTB = -174 + 61.584 = -112.416 dBm.
-    # Uplink: 23 dBm - loss - (kTB + 7 dB); downlink: 35 dBm - 10 log10(6) = 27.218 dBm
-    # on the client's sub-band - loss - (kTB + 9 dB).
+    # Uplink: 23 dBm - loss - (kTB + 7 dB); downlink: 44 dBm (UMi, TR 38.901 Table
+    # 7.8-1 at 6 GHz) - 10 log10(6) = 36.218 dBm on the client's sub-band - loss -
+    # (kTB + 9 dB): 36.218 - 23 - 2 = 11.218 dB above the uplink.
     uplink = 23.0 - loss + 112.416 - 7.0
-    downlink = 35.0 - 10 * math.log10(6) - loss + 112.416 - 9.0
+    downlink = 44.0 - 10 * math.log10(6) - loss + 112.416 - 9.0
+    np.testing.assert_allclose(np.subtract(downlink, uplink), 11.218, atol=1e-3)
     np.testing.assert_allclose(config.uplink_snrs(), uplink, atol=2e-3)
     np.testing.assert_allclose(config.downlink_snrs(), downlink, atol=2e-3)
     np.testing.assert_allclose(config.drop.distance_2d_m, users.distance_2d_m, atol=1e-3)
