@@ -1,0 +1,123 @@
+"""How much accuracy each scheme keeps as the SNR falls (Fig. 2(b)), and whether
+fading explains FedCL's loss at -5 dB.
+
+1. Per scheme and SNR of a Fig. 2(b) sweep: the accuracy as a fraction of the
+   same seed's accuracy at the reference SNR (``--reference``, 20 dB), the mean
+   over seeds with its 95 % interval; and the SNR at which the seed-mean curve
+   crosses ``--keep`` (0.9: a loss of 10 %, the paper's figure), by linear
+   interpolation between the measured SNRs. The gap between that SNR and -5 dB
+   is the offset an SNR definition would need to turn our loss into the paper's.
+2. With ``--other RUNS`` (a sweep of FedCL on another channel, e.g.
+   ``diagnostics/fedcl_low_snr.toml``'s AWGN with perfect CSI): FedCL's relative
+   loss from the reference SNR to ``--low`` on each channel, and the paired
+   difference (other minus Fig. 2(b)'s channel) over the seeds both have.
+
+Run:
+    python experiments/diagnostics/low_snr_loss.py experiments/results/fig2b/medium/runs \
+        --other experiments/results/fedcl_low_snr/medium/runs --protocol global
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from semfed.plot import load_runs
+from semfed.statistics import mean_interval, paired_difference
+
+SNR = "link.uplink_snr_db"
+
+
+def final_by(
+    runs: Path, protocol: str, where: dict[str, str]
+) -> dict[tuple[str, float], dict[int, float]]:
+    """{(scheme, SNR): {seed: final accuracy}} of the finished runs matching ``where``."""
+    out: dict[tuple[str, float], dict[int, float]] = defaultdict(dict)
+    for r in load_runs([runs]):
+        cfg, summary = r["config"], r["summary"]
+        value = summary.get(f"final_test_acc_{protocol}") if summary else None
+        if value is None or any(str(cfg.get(k)) != v for k, v in where.items()):
+            continue
+        key = (str(cfg["algorithm.name"]), float(cfg[SNR]))
+        out[key][int(cfg.get("training.seed", 0))] = float(value)
+    return out
+
+
+def kept(
+    acc: dict[tuple[str, float], dict[int, float]], scheme: str, snr: float, reference: float
+) -> list[float]:
+    """Per seed: accuracy at ``snr`` over the same seed's at ``reference``."""
+    low, ref = acc.get((scheme, snr), {}), acc.get((scheme, reference), {})
+    return [low[s] / ref[s] for s in sorted(set(low) & set(ref))]
+
+
+def crossing(snrs: list[float], levels: list[float], keep: float) -> float | None:
+    """The lowest SNR above which the curve stays at or over ``keep`` (linear
+    interpolation between measured points); None if it never falls below."""
+    for i in range(len(snrs) - 1, 0, -1):
+        if levels[i - 1] < keep <= levels[i]:
+            lo, hi = snrs[i - 1], snrs[i]
+            return lo + (keep - levels[i - 1]) * (hi - lo) / (levels[i] - levels[i - 1])
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, help="the Fig. 2(b) sweep's runs/ folder")
+    parser.add_argument("--other", type=Path, help="FedCL on another channel: its runs/")
+    parser.add_argument("--protocol", default="global")
+    parser.add_argument("--reference", type=float, default=20.0)
+    parser.add_argument("--low", type=float, default=-5.0)
+    parser.add_argument("--keep", type=float, default=0.9)
+    args = parser.parse_args()
+
+    acc = final_by(args.runs, args.protocol, {"model.encoders": "homogeneous"})
+    schemes = sorted({s for s, _ in acc})
+    snrs = sorted({snr for _, snr in acc})
+    print(f"Accuracy kept relative to {args.reference:g} dB ({args.protocol}), seed mean [95 %]:")
+    for scheme in schemes:
+        means = []
+        for snr in snrs:
+            values = kept(acc, scheme, snr, args.reference)
+            if len(values) < 2:
+                continue
+            i = mean_interval(values)
+            means.append((snr, i.mean))
+            print(
+                f"  {scheme:<9} {snr:>5g} dB: {i.mean:.3f} [{i.low:.3f}, {i.high:.3f}], n = {i.n}"
+            )
+        at = crossing([s for s, _ in means], [m for _, m in means], args.keep)
+        where = f"{at:.1f} dB" if at is not None else "not below it in the range"
+        print(f"  {scheme}: keeps {args.keep:.0%} from {where}")
+
+    if args.other is None:
+        return
+    other = final_by(args.other, args.protocol, {"algorithm.name": "fedcl"})
+    base = {}
+    for s in sorted(set(acc[("fedcl", args.low)]) & set(acc[("fedcl", args.reference)])):
+        base[s] = 1 - acc[("fedcl", args.low)][s] / acc[("fedcl", args.reference)][s]
+    alt = {}
+    for s in sorted(set(other[("fedcl", args.low)]) & set(other[("fedcl", args.reference)])):
+        alt[s] = 1 - other[("fedcl", args.low)][s] / other[("fedcl", args.reference)][s]
+    seeds = sorted(set(base) & set(alt))
+    if len(seeds) < 2:
+        print("fewer than 2 seeds on both channels: no paired difference")
+        return
+    a, b = [alt[s] for s in seeds], [base[s] for s in seeds]
+    d = paired_difference(a, b)
+    ref_alt = np.mean([other[("fedcl", args.reference)][s] for s in seeds])
+    ref_base = np.mean([acc[("fedcl", args.reference)][s] for s in seeds])
+    print(
+        f"FedCL's relative loss {args.reference:g} -> {args.low:g} dB over seeds {seeds}: "
+        f"other channel {100 * np.mean(a):.1f} % (at {args.reference:g} dB {ref_alt:.3f}), "
+        f"Fig. 2(b)'s {100 * np.mean(b):.1f} % (at {args.reference:g} dB {ref_base:.3f}); "
+        f"difference {100 * d.mean:+.1f} points [{100 * d.low:+.1f}, {100 * d.high:+.1f}], "
+        f"p = {d.p_value:.2g}"
+    )
+
+
+if __name__ == "__main__":
+    main()
