@@ -217,7 +217,7 @@ def low_snr_claim(runs: Runs | None, baseline: str, low: float = -5.0, high: flo
     ours = (
         f"{high:g} -> {low:g} dB: FedCL loses {100 * _mean(losses['fedcl_rel']):.1f} %, "
         f"{baseline} {100 * _mean(losses[baseline + '_rel']):.1f} %; FedCL's loss minus "
-        f"{baseline}'s"
+        f"{baseline}'s, in accuracy points"
     )
     verdict = judge(d, None, sign=-1)
     if verdict == "reproduced" and _mean(losses["fedcl_rel"]) > (
