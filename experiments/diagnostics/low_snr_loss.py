@@ -7,14 +7,17 @@ fading explains FedCL's loss at -5 dB.
    crosses ``--keep`` (0.9: a loss of 10 %, the paper's figure), by linear
    interpolation between the measured SNRs. The gap between that SNR and -5 dB
    is the offset an SNR definition would need to turn our loss into the paper's.
-2. With ``--other RUNS`` (a sweep of FedCL on another channel, e.g.
-   ``diagnostics/fedcl_low_snr.toml``'s AWGN with perfect CSI): FedCL's relative
-   loss from the reference SNR to ``--low`` on each channel, and the paired
-   difference (other minus Fig. 2(b)'s channel) over the seeds both have.
+2. With ``--other RUNS`` (repeatable: sweeps of the schemes on another channel,
+   e.g. ``diagnostics/fedcl_low_snr.toml``'s AWGN with perfect CSI): each
+   scheme's relative loss from the reference SNR to ``--low`` on that channel
+   and on Fig. 2(b)'s, with the paired difference over the seeds both have;
+   and on that channel FedCL's loss minus each baseline's, in accuracy points
+   (the verdict table's low-SNR rule).
 
 Run:
     python experiments/diagnostics/low_snr_loss.py experiments/results/fig2b/medium/runs \
-        --other experiments/results/fedcl_low_snr/medium/runs --protocol global
+        --other experiments/results/fedcl_low_snr/medium/runs \
+        --other experiments/results/low_snr_awgn_baselines/medium/runs --protocol global
 """
 
 from __future__ import annotations
@@ -67,7 +70,9 @@ def crossing(snrs: list[float], levels: list[float], keep: float) -> float | Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, help="the Fig. 2(b) sweep's runs/ folder")
-    parser.add_argument("--other", type=Path, help="FedCL on another channel: its runs/")
+    parser.add_argument(
+        "--other", type=Path, action="append", help="runs/ of the schemes on another channel"
+    )
     parser.add_argument("--protocol", default="global")
     parser.add_argument("--reference", type=float, default=20.0)
     parser.add_argument("--low", type=float, default=-5.0)
@@ -93,30 +98,42 @@ def main() -> None:
         where = f"{at:.1f} dB" if at is not None else "not below it in the range"
         print(f"  {scheme}: keeps {args.keep:.0%} from {where}")
 
-    if args.other is None:
+    if not args.other:
         return
-    other = final_by(args.other, args.protocol, {"algorithm.name": "fedcl"})
-    base = {}
-    for s in sorted(set(acc[("fedcl", args.low)]) & set(acc[("fedcl", args.reference)])):
-        base[s] = 1 - acc[("fedcl", args.low)][s] / acc[("fedcl", args.reference)][s]
-    alt = {}
-    for s in sorted(set(other[("fedcl", args.low)]) & set(other[("fedcl", args.reference)])):
-        alt[s] = 1 - other[("fedcl", args.low)][s] / other[("fedcl", args.reference)][s]
-    seeds = sorted(set(base) & set(alt))
-    if len(seeds) < 2:
-        print("fewer than 2 seeds on both channels: no paired difference")
-        return
-    a, b = [alt[s] for s in seeds], [base[s] for s in seeds]
-    d = paired_difference(a, b)
-    ref_alt = np.mean([other[("fedcl", args.reference)][s] for s in seeds])
-    ref_base = np.mean([acc[("fedcl", args.reference)][s] for s in seeds])
-    print(
-        f"FedCL's relative loss {args.reference:g} -> {args.low:g} dB over seeds {seeds}: "
-        f"other channel {100 * np.mean(a):.1f} % (at {args.reference:g} dB {ref_alt:.3f}), "
-        f"Fig. 2(b)'s {100 * np.mean(b):.1f} % (at {args.reference:g} dB {ref_base:.3f}); "
-        f"difference {100 * d.mean:+.1f} points [{100 * d.low:+.1f}, {100 * d.high:+.1f}], "
-        f"p = {d.p_value:.2g}"
-    )
+    other: dict[tuple[str, float], dict[int, float]] = defaultdict(dict)
+    for path in args.other:
+        for key, values in final_by(path, args.protocol, {}).items():
+            other[key].update(values)
+
+    def losses(table: dict, scheme: str, relative: bool) -> dict[int, float]:
+        """Per seed: accuracy lost from the reference SNR to the low one."""
+        low, ref = table.get((scheme, args.low), {}), table.get((scheme, args.reference), {})
+        return {s: (ref[s] - low[s]) / (ref[s] if relative else 1.0) for s in set(low) & set(ref)}
+
+    print(f"On the other channel, {args.reference:g} -> {args.low:g} dB ({args.protocol}):")
+    for scheme in sorted({s for s, _ in other}):
+        alt, base = losses(other, scheme, True), losses(acc, scheme, True)
+        seeds = sorted(set(alt) & set(base))
+        if len(seeds) < 2:
+            continue
+        d = paired_difference([alt[s] for s in seeds], [base[s] for s in seeds])
+        print(
+            f"  {scheme:<9} loses {100 * np.mean([alt[s] for s in seeds]):.1f} % there, "
+            f"{100 * np.mean([base[s] for s in seeds]):.1f} % on Fig. 2(b)'s channel "
+            f"(seeds {seeds}); difference {100 * d.mean:+.1f} points "
+            f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}], p = {d.p_value:.2g}"
+        )
+    fedcl = losses(other, "fedcl", False)
+    for scheme in sorted({s for s, _ in other} - {"fedcl"}):
+        theirs = losses(other, scheme, False)
+        seeds = sorted(set(fedcl) & set(theirs))
+        if len(seeds) < 2:
+            continue
+        d = paired_difference([fedcl[s] for s in seeds], [theirs[s] for s in seeds])
+        print(
+            f"  FedCL's loss minus {scheme}'s, in accuracy points, there: {100 * d.mean:+.1f} "
+            f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}], p = {d.p_value:.2g}, n = {d.n}"
+        )
 
 
 if __name__ == "__main__":
