@@ -30,8 +30,9 @@ link configured with ``mmse`` equalises with ``lmmse``.
 Every call adds its code blocks and those that failed their CRC to counters
 (:meth:`DigitalLink.block_counts`), so a training round can report its block
 error rate; :meth:`DigitalLink.last_block_counts` holds the last call's alone,
-so a caller that knows which user sent can count per user. The chain is not differentiable (quantizer, hard decisions): the
-training code never differentiates the channel.
+so a caller that knows which user sent can count per user. The chain is not
+differentiable (quantizer, hard decisions): the training code never
+differentiates the channel.
 """
 
 from __future__ import annotations
