@@ -106,7 +106,8 @@ def judge(d: PairedDifference | None, paper_points: float | None, sign: int = 1)
     return "reproduced in direction only"
 
 
-def _paired(a: dict[int, float], b: dict[int, float]) -> PairedDifference | None:
+def paired_by_seed(a: dict[int, float], b: dict[int, float]) -> PairedDifference | None:
+    """Paired difference a - b over the seeds both have; None under 2 seeds."""
     seeds = sorted(set(a) & set(b))
     if len(seeds) < 2:
         return None
@@ -151,7 +152,7 @@ def gain_claim(
         return Verdict(claim, paper, "not run yet", None, "not measured")
     fedcl = runs.values({**where, "algorithm.name": "fedcl"})
     base = runs.values({**where, "algorithm.name": baseline})
-    d = _paired(fedcl, base)
+    d = paired_by_seed(fedcl, base)
     if d is None:
         return Verdict(claim, paper, "fewer than 2 paired seeds", None, "not measured")
     m_base = _mean(base)
@@ -211,7 +212,7 @@ def low_snr_claim(runs: Runs | None, baseline: str, low: float = -5.0, high: flo
         hi = runs.values({"link.uplink_snr_db": high, "algorithm.name": scheme})
         losses[scheme] = {s: hi[s] - lo[s] for s in sorted(set(lo) & set(hi))}
         losses[scheme + "_rel"] = {s: losses[scheme][s] / hi[s] for s in losses[scheme]}
-    d = _paired(losses["fedcl"], losses[baseline])
+    d = paired_by_seed(losses["fedcl"], losses[baseline])
     if d is None:
         return Verdict(claim, paper, "fewer than 2 paired seeds", None, "not measured")
     ours = (
@@ -274,7 +275,7 @@ def cluster_claim(runs: Runs | None, baseline: str) -> Verdict:
     b = runs.values({"algorithm.name": baseline}, "feature_knn_acc")
     sa = runs.values({"algorithm.name": "fedcl"}, "feature_silhouette")
     sb = runs.values({"algorithm.name": baseline}, "feature_silhouette")
-    d = _paired(a, b)
+    d = paired_by_seed(a, b)
     ours = (
         f"5-NN accuracy (chance 0.1): FedCL {_mean(a):.3f}, {baseline} {_mean(b):.3f}; "
         f"silhouette FedCL {_mean(sa):.3f}, {baseline} {_mean(sb):.3f}; difference"

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from semfed.plot import load_runs
-from semfed.statistics import mean_interval, paired_difference
+from semfed.statistics import mean_interval
+from semfed.verdicts import paired_by_seed
 
 SNR = "link.uplink_snr_db"
 
@@ -110,30 +111,32 @@ def main() -> None:
         low, ref = table.get((scheme, args.low), {}), table.get((scheme, args.reference), {})
         return {s: (ref[s] - low[s]) / (ref[s] if relative else 1.0) for s in set(low) & set(ref)}
 
+    def paired_text(a: dict[int, float], b: dict[int, float]) -> str | None:
+        d = paired_by_seed(a, b)
+        if d is None:
+            return None
+        return (
+            f"{100 * d.mean:+.1f} points [{100 * d.low:+.1f}, {100 * d.high:+.1f}], "
+            f"p = {d.p_value:.2g}, n = {d.n}"
+        )
+
     print(f"On the other channel, {args.reference:g} -> {args.low:g} dB ({args.protocol}):")
-    for scheme in sorted({s for s, _ in other}):
+    schemes_there = sorted({s for s, _ in other})
+    for scheme in schemes_there:
         alt, base = losses(other, scheme, True), losses(acc, scheme, True)
         seeds = sorted(set(alt) & set(base))
-        if len(seeds) < 2:
-            continue
-        d = paired_difference([alt[s] for s in seeds], [base[s] for s in seeds])
-        print(
-            f"  {scheme:<9} loses {100 * np.mean([alt[s] for s in seeds]):.1f} % there, "
-            f"{100 * np.mean([base[s] for s in seeds]):.1f} % on Fig. 2(b)'s channel "
-            f"(seeds {seeds}); difference {100 * d.mean:+.1f} points "
-            f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}], p = {d.p_value:.2g}"
-        )
+        text = paired_text(alt, base)
+        if text is not None:
+            print(
+                f"  {scheme:<9} loses {100 * np.mean([alt[s] for s in seeds]):.1f} % there, "
+                f"{100 * np.mean([base[s] for s in seeds]):.1f} % on Fig. 2(b)'s channel "
+                f"(seeds {seeds}); difference {text}"
+            )
     fedcl = losses(other, "fedcl", False)
-    for scheme in sorted({s for s, _ in other} - {"fedcl"}):
-        theirs = losses(other, scheme, False)
-        seeds = sorted(set(fedcl) & set(theirs))
-        if len(seeds) < 2:
-            continue
-        d = paired_difference([fedcl[s] for s in seeds], [theirs[s] for s in seeds])
-        print(
-            f"  FedCL's loss minus {scheme}'s, in accuracy points, there: {100 * d.mean:+.1f} "
-            f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}], p = {d.p_value:.2g}, n = {d.n}"
-        )
+    for scheme in schemes_there:
+        text = paired_text(fedcl, losses(other, scheme, False)) if scheme != "fedcl" else None
+        if text is not None:
+            print(f"  FedCL's loss minus {scheme}'s, in accuracy points, there: {text}")
 
 
 if __name__ == "__main__":
