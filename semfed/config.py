@@ -392,10 +392,17 @@ class RunConfig:
         return dumps_toml(self.to_dict())
 
     def hash(self) -> str:
-        """Short hash of the resolved config, independent of the output section."""
+        """Short hash of the resolved config, independent of the output section.
+
+        With ``link.topology`` set it covers the link budget with its defaults
+        resolved (``link.link_budget``), so a run made before a default changed
+        (a BS power, say) hashes differently from the same file planned today.
+        """
         d = self.to_dict()
         d.pop("output", None)
         d.pop("drop", None)  # derived from the other keys
+        if self.link.has_topology:
+            d["link_budget"] = _to_plain(dataclasses.asdict(self.link.link_budget))
         blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

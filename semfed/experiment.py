@@ -477,12 +477,14 @@ def run_experiment(
     plots_only: bool = False,
     only: Sequence[str] = (),
     seeds: int | None = None,
+    redo_stale: bool = False,
     log: Callable[[str], None] = print,
 ) -> tuple[list[SweepRun], list[Path]]:
     """Run the experiment's sweep at ``scale`` (unless ``plots_only``), then its plots.
 
     ``only`` (``KEY=V1,V2`` items) and ``seeds`` (the first N seeds) run a part of
     the scale's sweep first, e.g. the headline SNR; see :func:`run_selector`.
+    ``redo_stale``: as in :func:`semfed.sweep.run_sweep`.
     """
     if scale not in exp.scales:
         raise ExperimentError(
@@ -512,6 +514,7 @@ def run_experiment(
             when=exp.when,
             exclude=exp.exclude,
             select=select,
+            redo_stale=redo_stale,
         )
         shutil.copyfile(out / "runs" / "sweep.csv", out / "sweep.csv")
     elif not (out / "runs").is_dir():

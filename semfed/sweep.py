@@ -3,7 +3,9 @@
 Each run is a separate ``python -m semfed train`` process in its own directory
 ``OUT/<name>`` (``link.uplink_snr_db=0.0__seed=0``), so a crash cannot take the
 sweep down. Rerunning the same sweep skips runs whose ``summary.json`` carries the
-run's config hash and resumes (``--resume``) runs that have a ``config.toml``. A
+run's config hash and resumes (``--resume``) runs that have a ``config.toml``; a
+directory holding another run (a config a resume may not change) is left alone
+and reported, or, with ``redo_stale``, trained again from scratch. A
 failed run is recorded (``OUT/<name>/error.txt``: the last lines of its stderr) and
 the others go on. ``OUT/sweep.csv`` summarises every run and is rewritten
 atomically after each one finishes.
@@ -280,9 +282,58 @@ def _same_run(run_dir: Path, summary: dict[str, Any], config_hash: str | None) -
     if summary.get("config_hash") == config_hash:
         return True
     try:
-        return load_config(run_dir / "config.toml").hash() == config_hash
+        old = load_config(run_dir / "config.toml")
+        if old.hash() != config_hash:
+            return False
+        return _drop_still_drawn(old)
     except (ConfigError, OSError):
         return False
+
+
+def _drop_still_drawn(old: Any) -> bool:
+    """Whether a run's recorded cell drop (``[drop]``) is the one drawn today.
+
+    A run read back with today's code resolves today's link-budget defaults, so
+    its hash cannot tell that a default changed since; its recorded SNRs can.
+    True for runs without ``link.topology``.
+    """
+    if not old.link.has_topology:
+        return True
+    from semfed.cell import resolve_drop
+
+    try:
+        resolve_drop(old)
+    except ConfigError:
+        return False
+    return True
+
+
+def _stale_reason(run_dir: Path, planned: Any) -> str | None:
+    """Why the run in ``run_dir`` cannot be resumed as the planned run, or None.
+
+    ``planned``: the run's config as the sweep plans it today. A run dir whose
+    ``config.toml`` differs in a key a resume may not change (anything but rounds,
+    checkpointing, evaluation and output), or whose recorded cell drop is not the
+    one drawn today, holds another run: resuming it would be refused.
+    """
+    from semfed.train import blocking_differences, config_differences
+
+    try:
+        old = load_config(run_dir / "config.toml")
+    except (ConfigError, OSError) as err:
+        return f"its config.toml is unreadable ({str(err).splitlines()[0]})"
+    a, b = old.to_dict(), planned.to_dict()
+    a.pop("drop", None)
+    b.pop("drop", None)
+    blocking = blocking_differences(config_differences(a, b))
+    if blocking:
+        return "its config differs in " + ", ".join(blocking)
+    if not _drop_still_drawn(old):
+        return (
+            "its recorded cell drop ([drop]) differs from the one drawn today "
+            "(a link-budget default changed since)"
+        )
+    return None
 
 
 def _take_summary(run: SweepRun, summary: dict[str, Any]) -> None:
@@ -347,6 +398,7 @@ def run_sweep(
     exclude: Sequence[dict[str, str]] = (),
     on_start: Callable[[], None] | None = None,
     select: Callable[[SweepRun], bool] | None = None,
+    redo_stale: bool = False,
 ) -> list[SweepRun]:
     """Run (or continue) the sweep; returns every run with its status.
 
@@ -356,6 +408,11 @@ def run_sweep(
     ``select``: run only the unfinished runs it accepts (``semfed experiment
     --only``); the others stay ``pending`` in ``sweep.csv``, which still lists every
     run of the plan, and finished ones are still read back.
+
+    A run directory that holds another run (made with a config that differs in
+    a key a resume may not change, or with a cell drop that today's defaults no
+    longer draw) is ``failed`` with the reason and is left as it is, unless
+    ``redo_stale``: then it is trained again from scratch (``--overwrite``).
 
     ``backend="ray"``: each run is a Ray task with ``cpus_per_run`` CPUs and
     ``gpus_per_run`` GPUs, on a local Ray with ``workers`` CPUs, or, with
@@ -406,11 +463,13 @@ def run_sweep(
             )
 
     # Decide up front what is finished; validate each run's config.
-    todo: list[tuple[SweepRun, bool]] = []
+    # Each todo item: the run and how to start it ("new", "resume", "overwrite").
+    todo: list[tuple[SweepRun, str]] = []
     for run in runs:
         run_dir = out / run.name
         try:
-            run.config_hash = load_config(config_path, run.overrides).hash()
+            planned = load_config(config_path, run.overrides)
+            run.config_hash = planned.hash()
         except ConfigError as err:
             run.status, run.error = "failed", f"invalid config: {err}\n"
             write_text_atomic(run_dir / "error.txt", run.error)
@@ -420,7 +479,21 @@ def run_sweep(
             run.status = "skipped-done"
             _take_summary(run, summary)
             continue
-        todo.append((run, (run_dir / "config.toml").is_file()))
+        if not (run_dir / "config.toml").is_file():
+            todo.append((run, "new"))
+            continue
+        stale = _stale_reason(run_dir, planned)
+        if stale is None:
+            todo.append((run, "resume"))
+        elif redo_stale:
+            todo.append((run, "overwrite"))
+        else:
+            run.status = "failed"
+            run.error = (
+                f"{run_dir} holds another run: {stale}. Left as it is; rerun with "
+                "--redo-stale to train it again from scratch, or use another --out\n"
+            )
+            write_text_atomic(run_dir / "error.txt", run.error)
     if select is not None:
         selected = [item for item in todo if select(item[0])]
         left_out = len(todo) - len(selected)
@@ -435,20 +508,20 @@ def run_sweep(
 
     config_abs = str(Path(config_path).resolve())
 
-    def train_argv(run: SweepRun, resume: bool) -> list[str]:
+    def train_argv(run: SweepRun, how: str) -> list[str]:
         argv = ["train", "--config", config_abs]
         for o in [*run.overrides, "output.progress=false"]:
             argv += ["--set", o]
         argv += ["--out", str((out / run.name).resolve())]
-        if resume:
-            argv.append("--resume")
+        if how != "new":
+            argv.append(f"--{how}")
         if dump_features:
             argv.append("--dump-features")
         return argv
 
-    def started(run: SweepRun, resume: bool, verb: str = "start") -> None:
+    def started(run: SweepRun, how: str, verb: str = "start") -> None:
         with lock:
-            log(f"{verb} {run.name}{' (resume)' if resume else ''}")
+            log(f"{verb} {run.name}{'' if how == 'new' else f' ({how})'}")
 
     def record(run: SweepRun, rc: int, err_text: str, wall: float) -> None:
         """Bookkeeping of a finished run, whichever backend ran it."""
@@ -485,10 +558,10 @@ def run_sweep(
         )
         return runs
 
-    def execute(item: tuple[SweepRun, bool]) -> None:
-        run, resume = item
-        started(run, resume)
-        record(run, *execute_run(train_argv(run, resume), out / run.name))
+    def execute(item: tuple[SweepRun, str]) -> None:
+        run, how = item
+        started(run, how)
+        record(run, *execute_run(train_argv(run, how), out / run.name))
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(execute, todo))
@@ -525,8 +598,8 @@ def _check_backend(
 
 
 def _run_on_ray(
-    todo: Sequence[tuple[SweepRun, bool]],
-    train_argv: Callable[[SweepRun, bool], list[str]],
+    todo: Sequence[tuple[SweepRun, str]],
+    train_argv: Callable[[SweepRun, str], list[str]],
     started: Callable[..., None],
     record: Callable[[SweepRun, int, str, float], None],
     *,
@@ -570,10 +643,10 @@ def _run_on_ray(
         env = {k: v for k, v in os.environ.items() if k.startswith(FORWARD_ENV_PREFIXES)}
         env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         cwd = os.getcwd()
-        for run, resume in todo:
+        for run, how in todo:
             run_dir = str((out / run.name).resolve())
-            refs[task.remote(train_argv(run, resume), run_dir, env, cwd)] = run
-            started(run, resume, "submit")
+            refs[task.remote(train_argv(run, how), run_dir, env, cwd)] = run
+            started(run, how, "submit")
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1)
             for ref in ready:

@@ -64,6 +64,13 @@ def config_differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def blocking_differences(diff: list[str]) -> list[str]:
+    """The keys of ``diff`` (from :func:`config_differences`) that a resume may not change."""
+    return [
+        d for d in diff if d not in RESUMABLE_CHANGES and d.split(".")[0] not in RESUMABLE_CHANGES
+    ]
+
+
 def _check_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool) -> bool:
     """Decide whether to resume; refuse to mix a different run into ``out``."""
     old_path = out / "config.toml"
@@ -83,9 +90,7 @@ def _check_run_dir(out: Path, config: RunConfig, resume: bool, overwrite: bool) 
         raise RunDirError(
             f"{out} already holds {what}; use --resume to continue it or --overwrite to start over"
         )
-    blocking = [
-        d for d in diff if d not in RESUMABLE_CHANGES and d.split(".")[0] not in RESUMABLE_CHANGES
-    ]
+    blocking = blocking_differences(diff)
     if blocking:
         raise RunDirError(
             f"cannot resume {out}: its config differs in {', '.join(blocking)} "
@@ -477,4 +482,4 @@ def _dump_features(path: Path, evaluator, clients, snrs: list[float]) -> dict[st
     return cluster_scores(features, labels)
 
 
-__all__ = ["RunDirError", "config_differences", "run_training"]
+__all__ = ["RunDirError", "blocking_differences", "config_differences", "run_training"]

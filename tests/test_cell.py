@@ -126,6 +126,29 @@ def test_a_recorded_drop_must_match_the_one_drawn_again():
     assert config.hash() == load_config(None, UMI).hash()
 
 
+def test_a_changed_link_budget_default_tells_old_runs_apart(monkeypatch, tmp_path):
+    """The BS power went from 35 to 44 dBm once: a run made before must not pass
+    for today's, by its hash (summary.json) or by its config.toml read back."""
+    import phy.link_budget as budget
+    from semfed.cell import resolve_drop
+    from semfed.sweep import _same_run
+
+    monkeypatch.setitem(budget.BS_TX_POWER_DBM, "umi", 35.0)
+    old = resolve_drop(load_config(None, UMI))
+    (tmp_path / "config.toml").write_text(old.to_toml())
+    old_summary = {"config_hash": old.hash()}
+    monkeypatch.setitem(budget.BS_TX_POWER_DBM, "umi", 44.0)
+    planned = load_config(None, UMI).hash()
+    assert old_summary["config_hash"] != planned  # the hash covers the resolved budget
+    # Read back today, the old file resolves today's default (its hash matches),
+    # but its recorded drop (downlink SNRs 9 dB lower) is not the one drawn today.
+    assert load_config(tmp_path / "config.toml").hash() == planned
+    assert not _same_run(tmp_path, old_summary, planned)
+    # The current run is still itself.
+    (tmp_path / "config.toml").write_text(resolve_drop(load_config(None, UMI)).to_toml())
+    assert _same_run(tmp_path, {"config_hash": "from-an-older-semfed"}, planned)
+
+
 def test_a_run_records_the_drop_in_config_and_round_0(tmp_path):
     from semfed.train import run_training
 

@@ -163,6 +163,27 @@ def test_sweep_failure_recorded_and_rerun_skips_and_resumes(tiny_toml, tmp_path,
     assert "(resume)" in capsys.readouterr().out
     assert json.loads((out / "sweep.json").read_text())["grid"] == {"partition.ways": ["2", "99"]}
 
+    # A directory holding another run (a key a resume may not change) is reported
+    # and left alone, not handed to semfed train --resume to be refused.
+    more = [*cmd, "--set", "training.rounds=2", "--set", "algorithm.lam=3.0"]
+    held = config_file.read_text()
+    assert main(more) == 1
+    row = read_csv(out / "sweep.csv")["partition.ways=2"]
+    assert row["status"] == "failed"
+    assert "holds another run: its config differs in algorithm.lam" in row["error"]
+    assert "--redo-stale" in row["error"]
+    assert config_file.read_text() == held  # left as it is
+    assert "start partition.ways=2" not in capsys.readouterr().out
+    # --redo-stale trains it again from scratch, as planned.
+    assert main([*more, "--redo-stale"]) == 1
+    row = read_csv(out / "sweep.csv")["partition.ways=2"]
+    assert row["status"] == "done" and row["rounds"] == "2"
+    assert "start partition.ways=2 (overwrite)" in capsys.readouterr().out
+    assert load_config(config_file).algorithm.lam == 3.0
+    metrics = (out / "partition.ways=2" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["round"] for line in metrics] == [0, 1]  # not appended to
+    assert not (out / "partition.ways=2" / "error.txt").exists()
+
 
 def test_sweep_backend_options_rejected_with_one_line(tiny_toml, tmp_path, capsys):
     base = ["sweep", "--config", str(tiny_toml), "--grid", "link.uplink_snr_db=0,10"]

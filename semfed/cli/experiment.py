@@ -38,6 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="run only the first N of the scale's seeds (the rest stay pending)",
     )
+    p.add_argument(
+        "--redo-stale",
+        action="store_true",
+        help="train again from scratch the runs whose directory holds another run (made "
+        "with a different config or an older link-budget default); without it they are "
+        "reported as failed and left alone",
+    )
     p.set_defaults(func=run)
 
 
@@ -55,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
         plots_only=args.plots_only,
         only=args.only,
         seeds=args.seeds,
+        redo_stale=args.redo_stale,
         log=lambda line: print(line, flush=True),
     )
     for path in plots:

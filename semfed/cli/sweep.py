@@ -82,6 +82,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --backend ray: GPUs each run's Ray task asks for, fractions allowed (default 0)",
     )
     p.add_argument(
+        "--redo-stale",
+        action="store_true",
+        help="train again from scratch the run directories that hold another run (a config "
+        "that differs in more than rounds, evaluation or output, or a cell drop today's "
+        "defaults no longer draw); without it they are reported as failed and left alone",
+    )
+    p.add_argument(
         "--dump-features",
         action="store_true",
         help="pass --dump-features to every run (features.npz for semfed plot --kind tsne)",
@@ -108,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         gpus_per_run=args.gpus_per_run,
         seed_keys=[k.strip() for k in args.seed_keys.split(",") if k.strip()],
         on_start=lambda: _announce_device(args, grid),
+        redo_stale=args.redo_stale,
     )
     failed = [r for r in runs if r.status == "failed"]
     print(
