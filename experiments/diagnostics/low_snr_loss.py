@@ -13,11 +13,16 @@ fading explains FedCL's loss at -5 dB.
    and on Fig. 2(b)'s, with the paired difference over the seeds both have;
    and on that channel FedCL's loss minus each baseline's, in accuracy points
    (the verdict table's low-SNR rule).
+3. With ``--baselines-from-main``: the ``--other`` runs are a FedCL variant on
+   Fig. 2(b)'s own channel (``diagnostics/fedcl_regularizer_snr.toml``), and
+   its loss is set against the baselines' losses in the Fig. 2(b) runs.
 
 Run:
     python experiments/diagnostics/low_snr_loss.py experiments/results/fig2b/medium/runs \
         --other experiments/results/fedcl_low_snr/medium/runs \
         --other experiments/results/low_snr_awgn_baselines/medium/runs --protocol global
+    python experiments/diagnostics/low_snr_loss.py experiments/results/fig2b/medium/runs \
+        --other experiments/results/fedcl_regularizer_snr/medium/runs --baselines-from-main
 """
 
 from __future__ import annotations
@@ -78,6 +83,11 @@ def main() -> None:
     parser.add_argument("--reference", type=float, default=20.0)
     parser.add_argument("--low", type=float, default=-5.0)
     parser.add_argument("--keep", type=float, default=0.9)
+    parser.add_argument(
+        "--baselines-from-main",
+        action="store_true",
+        help="--other is FedCL on the main runs' channel: take the baselines from the main runs",
+    )
     args = parser.parse_args()
 
     acc = final_by(args.runs, args.protocol, {"model.encoders": "homogeneous"})
@@ -133,10 +143,11 @@ def main() -> None:
                 f"(seeds {seeds}); difference {text}"
             )
     fedcl = losses(other, "fedcl", False)
-    for scheme in schemes_there:
-        text = paired_text(fedcl, losses(other, scheme, False)) if scheme != "fedcl" else None
+    baselines, where = (acc, "in the main runs") if args.baselines_from_main else (other, "there")
+    for scheme in sorted({s for s, _ in baselines} - {"fedcl"}):
+        text = paired_text(fedcl, losses(baselines, scheme, False))
         if text is not None:
-            print(f"  FedCL's loss minus {scheme}'s, in accuracy points, there: {text}")
+            print(f"  FedCL's loss minus {scheme}'s {where}, in accuracy points: {text}")
 
 
 if __name__ == "__main__":
