@@ -22,6 +22,13 @@ Verdicts, from the 95 % interval of the difference the claim is about:
 
 ``python -m semfed.verdicts [RESULTS_DIR] [--protocol P]`` prints the table in
 Markdown (the README's); claims whose runs are missing say so.
+
+``--fedcl-runs DIR`` (repeatable) with ``--fedcl-where KEY=VALUE`` (repeatable)
+judges a FedCL variant instead: every figure's FedCL runs are replaced by the
+matching runs of those sweeps (e.g. the paper's summed regularizer,
+``algorithm.reg_reduction=sum``), paired by seed with the figure's baselines.
+The variant's runs must share the figure's settings and seeds; a claim whose
+setting it lacks is "not measured".
 """
 
 from __future__ import annotations
@@ -59,6 +66,11 @@ class Runs:
         self.runs = runs
         self.protocol = protocol
 
+    def with_fedcl(self, fedcl: list[dict[str, Any]]) -> Runs:
+        """These runs with FedCL's replaced by ``fedcl`` (a variant's runs)."""
+        kept = [r for r in self.runs if r["config"].get("algorithm.name") != "fedcl"]
+        return Runs(kept + list(fedcl), self.protocol)
+
     def values(self, where: dict[str, Any], metric: str | None = None) -> dict[int, float]:
         """{seed: value} of the runs whose config matches ``where`` (values compared
         as text). ``metric``: a summary key; default the final accuracy under the
@@ -76,15 +88,38 @@ class Runs:
         return out
 
 
-def load(results: Path, figure: str, protocol: str) -> Runs | None:
-    """The medium-scale runs of ``figure`` (``fig2a`` ...), or None if there are none."""
+def load(
+    results: Path, figure: str, protocol: str, fedcl: list[dict[str, Any]] | None = None
+) -> Runs | None:
+    """The medium-scale runs of ``figure`` (``fig2a`` ...), or None if there are none;
+    with ``fedcl`` (a variant's runs, :func:`load_variant`) in place of its FedCL runs."""
     from semfed.plot import load_runs
 
     path = results / figure / "medium" / "runs"
     if not path.is_dir():
         return None
     runs = [r for r in load_runs([path]) if r["summary"]]
-    return Runs(runs, protocol) if runs else None
+    if not runs:
+        return None
+    out = Runs(runs, protocol)
+    return out if fedcl is None else out.with_fedcl(fedcl)
+
+
+def load_variant(dirs: Sequence[Path], where: dict[str, str]) -> list[dict[str, Any]]:
+    """The finished FedCL runs under ``dirs`` whose config matches ``where``
+    (values compared as text)."""
+    from semfed.plot import _fmt, load_runs
+
+    missing = [str(d) for d in dirs if not Path(d).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"--fedcl-runs: no such folder {', '.join(missing)}")
+    return [
+        r
+        for r in load_runs([Path(d) for d in dirs])
+        if r["summary"]
+        and r["config"].get("algorithm.name") == "fedcl"
+        and all(_fmt(r["config"].get(k)) == _fmt(v) for k, v in where.items())
+    ]
 
 
 # ------------------------------------------------------------------- verdict rules
@@ -244,6 +279,11 @@ def heterogeneity_claims(runs: Runs | None) -> list[Verdict]:
     m2, m8 = {"partition.ways": 2}, {"partition.ways": 8}
     a = runs.values({**m2, "algorithm.name": "fedcl"})
     b = runs.values({**m8, "algorithm.name": "fedcl"})
+    if not a or not b:
+        return [
+            Verdict(claim, "qualitative", "no FedCL runs at m = 2 and 8", None, "not measured")
+            for claim in (fall, *(f"{most} ({base})" for base in BASELINES))
+        ]
     d = _welch(list(a.values()), list(b.values()))
     out = [
         Verdict(
@@ -273,6 +313,8 @@ def cluster_claim(runs: Runs | None, baseline: str) -> Verdict:
         return Verdict(claim, "qualitative", "not run yet", None, "not measured")
     a = runs.values({"algorithm.name": "fedcl"}, "feature_knn_acc")
     b = runs.values({"algorithm.name": baseline}, "feature_knn_acc")
+    if not a:
+        return Verdict(claim, "qualitative", "no FedCL runs", None, "not measured")
     sa = runs.values({"algorithm.name": "fedcl"}, "feature_silhouette")
     sb = runs.values({"algorithm.name": baseline}, "feature_silhouette")
     d = paired_by_seed(a, b)
@@ -283,12 +325,15 @@ def cluster_claim(runs: Runs | None, baseline: str) -> Verdict:
     return Verdict(claim, "qualitative", ours, d, judge(d, None))
 
 
-def all_verdicts(results: Path, protocol: str = "global") -> list[Verdict]:
-    """Every claim, from the medium-scale runs under ``results``."""
-    fig2a = load(results, "fig2a", protocol)
-    fig2b = load(results, "fig2b", protocol)
-    fig3 = load(results, "fig3", protocol)
-    fig4 = load(results, "fig4", protocol)
+def all_verdicts(
+    results: Path, protocol: str = "global", fedcl: list[dict[str, Any]] | None = None
+) -> list[Verdict]:
+    """Every claim, from the medium-scale runs under ``results`` (FedCL's from
+    ``fedcl`` when given)."""
+    fig2a = load(results, "fig2a", protocol, fedcl)
+    fig2b = load(results, "fig2b", protocol, fedcl)
+    fig3 = load(results, "fig3", protocol, fedcl)
+    fig4 = load(results, "fig4", protocol, fedcl)
     k20 = {"partition.num_clients": 20}
     snr9 = {"link.uplink_snr_db": 9.0}
     out = [
@@ -304,17 +349,32 @@ def all_verdicts(results: Path, protocol: str = "global") -> list[Verdict]:
     return out
 
 
-def markdown(results: Path, protocol: str = "global") -> str:
+def markdown(
+    results: Path,
+    protocol: str = "global",
+    fedcl_dirs: Sequence[Path] = (),
+    fedcl_where: dict[str, str] | None = None,
+    measured_only: bool = False,
+) -> str:
     """The verdict table under ``protocol``, with a column saying where another
-    protocol's verdict differs."""
-    main = all_verdicts(results, protocol)
-    others = {p: all_verdicts(results, p) for p in PROTOCOLS if p != protocol}
+    protocol's verdict differs; FedCL's runs from ``fedcl_dirs`` (matching
+    ``fedcl_where``) when given; without the claims not measured if
+    ``measured_only``."""
+    fedcl = load_variant(fedcl_dirs, fedcl_where or {}) if fedcl_dirs else None
+    main = all_verdicts(results, protocol, fedcl)
+    others = {p: all_verdicts(results, p, fedcl) for p in PROTOCOLS if p != protocol}
+    variant = ""
+    if fedcl is not None:
+        keys = ", ".join(f"{k}={v}" for k, v in (fedcl_where or {}).items())
+        variant = f", FedCL variant{': ' + keys if keys else ''}"
     lines = [
-        f"| claim | paper | ours (medium scale, protocol {protocol}) | difference [95 % interval], "
-        "p | verdict | other protocols |",
+        f"| claim | paper | ours (medium scale, protocol {protocol}{variant}) | difference "
+        "[95 % interval], p | verdict | other protocols |",
         "|---|---|---|---|---|---|",
     ]
     for i, v in enumerate(main):
+        if measured_only and v.verdict == "not measured":
+            continue
         changed = [
             f"{p}: {o[i].verdict} ({_diff_text(o[i].difference)})"
             for p, o in others.items()
@@ -334,8 +394,41 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     )
     parser.add_argument("results", nargs="?", default="experiments/results")
     parser.add_argument("--protocol", choices=PROTOCOLS, default="global")
+    parser.add_argument(
+        "--fedcl-runs",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="judge a FedCL variant: its runs (a sweep's runs/ folder; repeatable) replace "
+        "every figure's FedCL runs",
+    )
+    parser.add_argument(
+        "--fedcl-where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --fedcl-runs: keep the variant's runs with this config value (repeatable)",
+    )
+    parser.add_argument(
+        "--measured-only", action="store_true", help="leave out the claims not measured"
+    )
     args = parser.parse_args(argv)
-    out(markdown(Path(args.results), args.protocol))
+    where = {}
+    for item in args.fedcl_where:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--fedcl-where {item!r}: expected KEY=VALUE")
+        where[key.strip()] = value.strip()
+    if where and not args.fedcl_runs:
+        parser.error("--fedcl-where needs --fedcl-runs")
+    try:
+        table = markdown(
+            Path(args.results), args.protocol, args.fedcl_runs, where, args.measured_only
+        )
+    except FileNotFoundError as err:
+        parser.error(str(err))
+    out(table)
     return 0
 
 

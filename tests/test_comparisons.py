@@ -683,6 +683,48 @@ def test_verdicts_on_the_paper_claims_by_hand(tmp_path):
     table = markdown(tmp_path)
     assert table.count("\n") == len(v) + 1 and "**reproduced**" in table
 
+    # A FedCL variant judged in FedCL's place: its matching runs replace FedCL's,
+    # paired by seed with the figure's baselines; another setting of it is dropped.
+    variant = tmp_path / "variant" / "runs"
+    for seed, acc in enumerate([0.47, 0.47, 0.47]):  # minus FedProto: 0.02, 0.01, 0.00
+        _fake_summary_run(
+            variant / f"sum_{seed}",
+            "fedcl",
+            seed,
+            acc,
+            "partition.num_clients=20",
+            "algorithm.reg_reduction=sum",
+        )
+        _fake_summary_run(
+            variant / f"mean8_{seed}",
+            "fedcl",
+            seed,
+            0.9,
+            "partition.num_clients=20",
+            "algorithm.lam=8",
+        )
+    from semfed.verdicts import load_variant
+
+    fedcl = load_variant([variant], {"algorithm.reg_reduction": "sum"})
+    assert len(fedcl) == 3
+    w = {x.claim: x for x in all_verdicts(tmp_path, fedcl=fedcl)}
+    # 0.01 +- 4.303 * 0.01 / sqrt(3): [-0.0148, 0.0348], inconclusive.
+    assert w["Fig. 2(a), K = 20: FedCL over FedProto"].difference.mean == pytest.approx(0.01)
+    assert w["Fig. 2(a), K = 20: FedCL over FedProto"].verdict == "inconclusive"
+    # The variant has no K = 5 runs: the stability claim is not measured.
+    stab = w["Fig. 2(a): FedProto degrades at K = 5, FedCL stays stable"]
+    assert stab.verdict == "not measured"
+    variant_table = markdown(
+        tmp_path,
+        fedcl_dirs=[variant],
+        fedcl_where={"algorithm.reg_reduction": "sum"},
+        measured_only=True,
+    )
+    assert "K = 20: FedCL over FedProto" in variant_table and "not measured" not in variant_table
+    assert variant_table.count("\n") == 3  # header, rule, the two K = 20 claims
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        load_variant([tmp_path / "nowhere"], {})
+
 
 def test_low_snr_verdict_needs_fedcls_own_loss_near_ten_percent():
     """FedCL losing less than a baseline from 20 to -5 dB is the direction; the
