@@ -24,11 +24,11 @@ Verdicts, from the 95 % interval of the difference the claim is about:
 Markdown (the README's); claims whose runs are missing say so.
 
 ``--fedcl-runs DIR`` (repeatable) with ``--fedcl-where KEY=VALUE`` (repeatable)
-judges a FedCL variant instead: every figure's FedCL runs are replaced by the
-matching runs of those sweeps (e.g. the paper's summed regularizer,
-``algorithm.reg_reduction=sum``), paired by seed with the figure's baselines.
-The variant's runs must share the figure's settings and seeds; a claim whose
-setting it lacks is "not measured".
+judges a FedCL variant instead (e.g. the paper's summed regularizer,
+``algorithm.reg_reduction=sum``): each of a figure's FedCL runs is replaced by
+the variant's run whose config is the same but in the ``--fedcl-where`` keys
+(same setting, same seed), paired by seed with the figure's baselines. A claim
+whose setting the variant lacks is "not measured".
 """
 
 from __future__ import annotations
@@ -66,10 +66,30 @@ class Runs:
         self.runs = runs
         self.protocol = protocol
 
-    def with_fedcl(self, fedcl: list[dict[str, Any]]) -> Runs:
-        """These runs with FedCL's replaced by ``fedcl`` (a variant's runs)."""
-        kept = [r for r in self.runs if r["config"].get("algorithm.name") != "fedcl"]
-        return Runs(kept + list(fedcl), self.protocol)
+    def with_fedcl(self, fedcl: list[dict[str, Any]], variant_keys: Sequence[str]) -> Runs:
+        """These runs with each FedCL run replaced by the run of ``fedcl`` (a
+        variant's runs) whose config is the same but in ``variant_keys`` (and the
+        output keys); a FedCL run the variant lacks is dropped."""
+        from semfed.plot import _fmt
+
+        def setting(run: dict[str, Any]) -> tuple:
+            cfg = run["config"]
+            return tuple(
+                sorted(
+                    (k, _fmt(v))
+                    for k, v in cfg.items()
+                    if k not in variant_keys and not k.startswith("output.")
+                )
+            )
+
+        by_setting = {setting(r): r for r in fedcl}
+        out = []
+        for r in self.runs:
+            if r["config"].get("algorithm.name") != "fedcl":
+                out.append(r)
+            elif setting(r) in by_setting:
+                out.append(by_setting[setting(r)])
+        return Runs(out, self.protocol)
 
     def values(self, where: dict[str, Any], metric: str | None = None) -> dict[int, float]:
         """{seed: value} of the runs whose config matches ``where`` (values compared
@@ -89,10 +109,15 @@ class Runs:
 
 
 def load(
-    results: Path, figure: str, protocol: str, fedcl: list[dict[str, Any]] | None = None
+    results: Path,
+    figure: str,
+    protocol: str,
+    fedcl: list[dict[str, Any]] | None = None,
+    variant_keys: Sequence[str] = (),
 ) -> Runs | None:
     """The medium-scale runs of ``figure`` (``fig2a`` ...), or None if there are none;
-    with ``fedcl`` (a variant's runs, :func:`load_variant`) in place of its FedCL runs."""
+    with ``fedcl`` (a variant's runs, :func:`load_variant`, differing from the
+    figure's FedCL runs in ``variant_keys`` only) in place of its FedCL runs."""
     from semfed.plot import load_runs
 
     path = results / figure / "medium" / "runs"
@@ -102,7 +127,7 @@ def load(
     if not runs:
         return None
     out = Runs(runs, protocol)
-    return out if fedcl is None else out.with_fedcl(fedcl)
+    return out if fedcl is None else out.with_fedcl(fedcl, variant_keys)
 
 
 def load_variant(dirs: Sequence[Path], where: dict[str, str]) -> list[dict[str, Any]]:
@@ -326,14 +351,17 @@ def cluster_claim(runs: Runs | None, baseline: str) -> Verdict:
 
 
 def all_verdicts(
-    results: Path, protocol: str = "global", fedcl: list[dict[str, Any]] | None = None
+    results: Path,
+    protocol: str = "global",
+    fedcl: list[dict[str, Any]] | None = None,
+    variant_keys: Sequence[str] = (),
 ) -> list[Verdict]:
     """Every claim, from the medium-scale runs under ``results`` (FedCL's from
-    ``fedcl`` when given)."""
-    fig2a = load(results, "fig2a", protocol, fedcl)
-    fig2b = load(results, "fig2b", protocol, fedcl)
-    fig3 = load(results, "fig3", protocol, fedcl)
-    fig4 = load(results, "fig4", protocol, fedcl)
+    ``fedcl``, a variant differing in ``variant_keys``, when given)."""
+    fig2a, fig2b, fig3, fig4 = (
+        load(results, fig, protocol, fedcl, variant_keys)
+        for fig in ("fig2a", "fig2b", "fig3", "fig4")
+    )
     k20 = {"partition.num_clients": 20}
     snr9 = {"link.uplink_snr_db": 9.0}
     out = [
@@ -361,8 +389,9 @@ def markdown(
     ``fedcl_where``) when given; without the claims not measured if
     ``measured_only``."""
     fedcl = load_variant(fedcl_dirs, fedcl_where or {}) if fedcl_dirs else None
-    main = all_verdicts(results, protocol, fedcl)
-    others = {p: all_verdicts(results, p, fedcl) for p in PROTOCOLS if p != protocol}
+    keys = list(fedcl_where or {})
+    main = all_verdicts(results, protocol, fedcl, keys)
+    others = {p: all_verdicts(results, p, fedcl, keys) for p in PROTOCOLS if p != protocol}
     variant = ""
     if fedcl is not None:
         keys = ", ".join(f"{k}={v}" for k, v in (fedcl_where or {}).items())

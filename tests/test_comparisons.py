@@ -695,6 +695,15 @@ def test_verdicts_on_the_paper_claims_by_hand(tmp_path):
             "partition.num_clients=20",
             "algorithm.reg_reduction=sum",
         )
+        _fake_summary_run(  # the variant at another SNR: not K = 20's FedCL
+            variant / f"sum_low_snr_{seed}",
+            "fedcl",
+            seed,
+            0.1,
+            "partition.num_clients=20",
+            "algorithm.reg_reduction=sum",
+            "link.uplink_snr_db=-5",
+        )
         _fake_summary_run(
             variant / f"mean8_{seed}",
             "fedcl",
@@ -706,8 +715,11 @@ def test_verdicts_on_the_paper_claims_by_hand(tmp_path):
     from semfed.verdicts import load_variant
 
     fedcl = load_variant([variant], {"algorithm.reg_reduction": "sum"})
-    assert len(fedcl) == 3
-    w = {x.claim: x for x in all_verdicts(tmp_path, fedcl=fedcl)}
+    assert len(fedcl) == 6
+    w = {
+        x.claim: x
+        for x in all_verdicts(tmp_path, fedcl=fedcl, variant_keys=["algorithm.reg_reduction"])
+    }
     # 0.01 +- 4.303 * 0.01 / sqrt(3): [-0.0148, 0.0348], inconclusive.
     assert w["Fig. 2(a), K = 20: FedCL over FedProto"].difference.mean == pytest.approx(0.01)
     assert w["Fig. 2(a), K = 20: FedCL over FedProto"].verdict == "inconclusive"
