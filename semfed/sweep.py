@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from semfed.config import ConfigError, load_config, parse_override
+from semfed.config import ConfigError, RunConfig, load_config, parse_override
 from semfed.io import write_json_atomic, write_text_atomic
 
 ERROR_TAIL_LINES = 20
@@ -290,7 +290,7 @@ def _same_run(run_dir: Path, summary: dict[str, Any], config_hash: str | None) -
         return False
 
 
-def _drop_still_drawn(old: Any) -> bool:
+def _drop_still_drawn(old: RunConfig) -> bool:
     """Whether a run's recorded cell drop (``[drop]``) is the one drawn today.
 
     A run read back with today's code resolves today's link-budget defaults, so
@@ -308,7 +308,7 @@ def _drop_still_drawn(old: Any) -> bool:
     return True
 
 
-def _stale_reason(run_dir: Path, planned: Any) -> str | None:
+def _stale_reason(run_dir: Path, planned: RunConfig) -> str | None:
     """Why the run in ``run_dir`` cannot be resumed as the planned run, or None.
 
     ``planned``: the run's config as the sweep plans it today. A run dir whose

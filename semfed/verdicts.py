@@ -130,21 +130,16 @@ def load(
     return out if fedcl is None else out.with_fedcl(fedcl, variant_keys)
 
 
-def load_variant(dirs: Sequence[Path], where: dict[str, str]) -> list[dict[str, Any]]:
+def load_variant(dirs: Sequence[Path], where: dict[str, Any]) -> list[dict[str, Any]]:
     """The finished FedCL runs under ``dirs`` whose config matches ``where``
     (values compared as text)."""
-    from semfed.plot import _fmt, load_runs
+    from semfed.plot import _select, load_runs
 
     missing = [str(d) for d in dirs if not Path(d).is_dir()]
     if missing:
         raise FileNotFoundError(f"--fedcl-runs: no such folder {', '.join(missing)}")
-    return [
-        r
-        for r in load_runs([Path(d) for d in dirs])
-        if r["summary"]
-        and r["config"].get("algorithm.name") == "fedcl"
-        and all(_fmt(r["config"].get(k)) == _fmt(v) for k, v in where.items())
-    ]
+    runs = [r for r in load_runs([Path(d) for d in dirs]) if r["summary"]]
+    return _select(runs, {**where, "algorithm.name": "fedcl"})
 
 
 # ------------------------------------------------------------------- verdict rules
@@ -381,21 +376,21 @@ def markdown(
     results: Path,
     protocol: str = "global",
     fedcl_dirs: Sequence[Path] = (),
-    fedcl_where: dict[str, str] | None = None,
+    fedcl_where: dict[str, Any] | None = None,
     measured_only: bool = False,
 ) -> str:
     """The verdict table under ``protocol``, with a column saying where another
     protocol's verdict differs; FedCL's runs from ``fedcl_dirs`` (matching
     ``fedcl_where``) when given; without the claims not measured if
     ``measured_only``."""
-    fedcl = load_variant(fedcl_dirs, fedcl_where or {}) if fedcl_dirs else None
-    keys = list(fedcl_where or {})
-    main = all_verdicts(results, protocol, fedcl, keys)
-    others = {p: all_verdicts(results, p, fedcl, keys) for p in PROTOCOLS if p != protocol}
+    where = fedcl_where or {}
+    fedcl = load_variant(fedcl_dirs, where) if fedcl_dirs else None
+    main = all_verdicts(results, protocol, fedcl, list(where))
+    others = {p: all_verdicts(results, p, fedcl, list(where)) for p in PROTOCOLS if p != protocol}
     variant = ""
     if fedcl is not None:
-        keys = ", ".join(f"{k}={v}" for k, v in (fedcl_where or {}).items())
-        variant = f", FedCL variant{': ' + keys if keys else ''}"
+        settings = ", ".join(f"{k}={v}" for k, v in where.items())
+        variant = f", FedCL variant{': ' + settings if settings else ''}"
     lines = [
         f"| claim | paper | ours (medium scale, protocol {protocol}{variant}) | difference "
         "[95 % interval], p | verdict | other protocols |",
@@ -443,12 +438,13 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         "--measured-only", action="store_true", help="leave out the claims not measured"
     )
     args = parser.parse_args(argv)
-    where = {}
-    for item in args.fedcl_where:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            parser.error(f"--fedcl-where {item!r}: expected KEY=VALUE")
-        where[key.strip()] = value.strip()
+    from semfed.comparison import parse_where
+    from semfed.errors import UserError
+
+    try:
+        where = parse_where(args.fedcl_where)
+    except UserError as err:
+        parser.error(str(err).replace("--where", "--fedcl-where", 1))
     if where and not args.fedcl_runs:
         parser.error("--fedcl-where needs --fedcl-runs")
     try:

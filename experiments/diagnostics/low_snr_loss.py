@@ -131,8 +131,7 @@ def main() -> None:
         )
 
     print(f"On the other channel, {args.reference:g} -> {args.low:g} dB ({args.protocol}):")
-    schemes_there = sorted({s for s, _ in other})
-    for scheme in schemes_there:
+    for scheme in sorted({s for s, _ in other}):
         alt, base = losses(other, scheme, True), losses(acc, scheme, True)
         seeds = sorted(set(alt) & set(base))
         text = paired_text(alt, base)
