@@ -792,3 +792,21 @@ def test_compare_takes_a_key_an_older_run_lacks_at_its_default(seed_sweep, tmp_p
     )
     assert main(argv) == 2
     assert "link.bs_antennas" in capsys.readouterr().err
+
+
+def test_link_distortion_by_hand():
+    """s = (1, 0), r = (0.5, 0.5): NMSE (0.25 + 0.25) / 1; gain <r, s> / <s, s> = 0.5;
+    rho^2 = 0.5^2 / (0.5 * 1) = 0.5, so signal to distortion 0.5 / 0.5 = 0 dB.
+    Scaling r changes neither rho nor the SDR, only the gain."""
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "experiments" / "diagnostics" / "link_distortion.py"
+    spec = importlib.util.spec_from_file_location("link_distortion", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    s = np.array([[[1.0, 0.0]]])
+    r = np.array([[[0.5, 0.5]]])
+    assert module.distortion(r, s) == pytest.approx((0.5, 0.5, 0.0), abs=1e-12)
+    nmse, gain, sdr = module.distortion(3.0 * r, s)
+    assert (gain, sdr) == pytest.approx((1.5, 0.0), abs=1e-12)
+    assert nmse == pytest.approx((0.5**2 + 1.5**2) / 1.0)
