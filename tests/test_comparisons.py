@@ -810,3 +810,8 @@ def test_link_distortion_by_hand():
     nmse, gain, sdr = module.distortion(3.0 * r, s)
     assert (gain, sdr) == pytest.approx((1.5, 0.0), abs=1e-12)
     assert nmse == pytest.approx((0.5**2 + 1.5**2) / 1.0)
+    # Per vector: the first as above (0 dB); the second s = (0, 1), r = (1, 2):
+    # rho^2 = 2^2 / (5 * 1) = 0.8, SDR 0.8 / 0.2 = 4 = 6.02 dB.
+    s2 = np.array([[[1.0, 0.0], [0.0, 1.0]]])
+    r2 = np.array([[[0.5, 0.5], [1.0, 2.0]]])
+    assert module.vector_sdr_db(r2, s2) == pytest.approx([0.0, 10 * np.log10(4.0)], abs=1e-12)

@@ -10,10 +10,16 @@ through the configured link and reports, per CSI and SNR:
 * ``gain``: the least-squares scalar a = <r, s> / <s, s> (mean over users);
 * ``sdr_db``: signal to distortion after that gain, rho^2 / (1 - rho^2) with
   rho the correlation of r and s over all users and samples: the part of the
-  error uncorrelated with the signal.
+  error uncorrelated with the signal;
+* ``p10_db`` and ``p50_db``: the 10th percentile and the median over feature
+  vectors of the same ratio computed per vector (what one image's decoder
+  input suffers). Two links with one mean SDR differ here when one of them
+  fades whole vectors deeply (flat fading) and the other does not (a
+  line-of-sight path, or fading that varies within a vector).
 
 It was used to ask why a cyclic prefix 13 samples too short costs FedCL so
-little (docs/experiments.md, "Link-level study: cyclic prefix"):
+little (docs/experiments.md, "Link-level study: cyclic prefix"), and why the
+fading models rank as they do ("Link-level study: fading models"):
 
     python experiments/diagnostics/link_distortion.py experiments/configs/paper.toml \
         --set link.domain=time --set link.delay_spread_ns=1000.0 \
@@ -46,6 +52,17 @@ def distortion(received: np.ndarray, sent: np.ndarray) -> tuple[float, float, fl
     return nmse, gain, 10.0 * np.log10(rho2 / (1.0 - rho2))
 
 
+def vector_sdr_db(received: np.ndarray, sent: np.ndarray) -> np.ndarray:
+    """Per-vector SDR [dB], rho_v^2 / (1 - rho_v^2) with rho_v the correlation of r_v and s_v.
+
+    received, sent : [U, B, d] real arrays. Output: [U * B], capped at 100 dB.
+    """
+    r = received.astype(np.float64).reshape(-1, received.shape[-1])
+    s = sent.astype(np.float64).reshape(-1, sent.shape[-1])
+    rho2 = (r * s).sum(-1) ** 2 / ((r**2).sum(-1) * (s**2).sum(-1))
+    return 10.0 * np.log10(np.maximum(rho2 / np.maximum(1.0 - rho2, 1e-10), 1e-10))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config", help="run config (TOML)")
@@ -61,7 +78,8 @@ def main(argv: list[str] | None = None) -> None:
     lc = config.link
     print(f"channel {lc.channel}, domain {lc.domain}, cyclic prefix ", end="")
     print(f"{lc.cyclic_prefix_length}, {args.users} x {args.samples} vectors")
-    print(f"{'csi':8s} {'SNR dB':>6s} {'nmse':>7s} {'gain':>6s} {'sdr_db':>7s}")
+    heads = ("nmse", 7), ("gain", 6), ("sdr_db", 7), ("p10_db", 7), ("p50_db", 7)
+    print(f"{'csi':8s} {'SNR dB':>6s} " + " ".join(f"{h:>{w}s}" for h, w in heads))
     for csi in args.csi.split(","):
         link = Link(dataclasses.replace(config.link, csi=csi), config.model.feature_dim)
         sionna.phy.config.seed = args.seed
@@ -69,8 +87,10 @@ def main(argv: list[str] | None = None) -> None:
         features = tf.random.normal([args.users, args.samples, config.model.feature_dim])
         for snr in (float(v) for v in args.snr.split(",")):
             out = link(features, snr, measure=True)
-            nmse, gain, sdr = distortion(out.received.numpy(), out.sent.numpy())
-            print(f"{csi:8s} {snr:6.1f} {nmse:7.3f} {gain:6.3f} {sdr:7.2f}")
+            received, sent = out.received.numpy(), out.sent.numpy()
+            nmse, gain, sdr = distortion(received, sent)
+            p10, p50 = np.percentile(vector_sdr_db(received, sent), [10, 50])
+            print(f"{csi:8s} {snr:6.1f} {nmse:7.3f} {gain:6.3f} {sdr:7.2f} {p10:7.2f} {p50:7.2f}")
 
 
 if __name__ == "__main__":
