@@ -63,7 +63,7 @@ TOP_KEYS = {
     "dump_features",
 }
 SCALE_KEYS = {"seeds", "note", "set", "grid"}
-PLOT_KEYS = {"kind", "x", "metric", "where", "by", "name", "protocol", "cost"}
+PLOT_KEYS = {"kind", "x", "metric", "where", "by", "name", "protocol", "cost", "paired"}
 COMPARE_KEYS = {"by", "paired", "where", "name", "metric", "protocols", "snr"}
 PROTOCOLS = ("global", "personal", "masked")
 SIMPLE = re.compile(r"^[A-Za-z0-9_.+\-]+$")
@@ -198,6 +198,11 @@ def load_experiment(path: str | Path) -> Experiment:
             raise ExperimentError(f"{path}: plot[{i}]: unknown key(s) {', '.join(extra)}")
         if p.get("kind") not in KINDS:
             raise ExperimentError(f"{path}: plot[{i}].kind: expected one of {', '.join(KINDS)}")
+        if "paired" in p and (p["kind"] != "snr" or not isinstance(p["paired"], str)):
+            raise ExperimentError(
+                f'{path}: plot[{i}].paired: a setting\'s value as text (e.g. "tdl-a", '
+                f'"0/0"), with kind = "snr" only'
+            )
     compares = data.get("compare", [])
     for i, c in enumerate(compares):
         extra = set(c) - COMPARE_KEYS
@@ -275,6 +280,7 @@ def make_experiment_plots(exp: Experiment, scale: str, out: Path) -> list[Path]:
             metric=p.get("metric", "final"),
             protocol=p.get("protocol"),
             cost=p.get("cost", "load"),
+            paired=p.get("paired"),
             where=p.get("where"),
             by=p.get("by"),
             note=note,

@@ -241,7 +241,14 @@ def _legend(ax) -> None:
     if len(ax.get_legend_handles_labels()[1]) <= 4:
         ax.legend(fontsize=8)
     else:
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2)
+        # Anchored a fixed 30 points under the axes, clear of the tick labels and the
+        # x label whatever the axes' height (an axes fraction moved with the title).
+        from matplotlib.transforms import offset_copy
+
+        below = offset_copy(ax.transAxes, fig=ax.figure, y=-30, units="points")
+        ax.legend(
+            fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below, ncol=2
+        )
 
 
 def _save(plt, fig, out: Path, stem: str) -> list[Path]:
@@ -351,8 +358,14 @@ def _snr_points(run: dict[str, Any], protocol: str) -> tuple[list[tuple[float, f
 
 
 def plot_snr(
-    runs: list[dict[str, Any]], out: Path, note: str = "", protocol: str | None = None
+    runs: list[dict[str, Any]],
+    out: Path,
+    note: str = "",
+    protocol: str | None = None,
+    paired: str | None = None,
 ) -> list[Path]:
+    """Final accuracy vs SNR, one curve per setting (``snr``); with ``paired`` also
+    every other setting's paired difference from that one (``snr_paired``)."""
     protocol = _protocol(runs, protocol)
     pts = {id(r): _snr_points(r, protocol) for r in runs}
     runs = [r for r in runs if pts[id(r)][0]]
@@ -382,7 +395,89 @@ def plot_snr(
     _legend(ax)
     head = f"Final accuracy vs {what} (mean, 95 % interval over seeds)"
     ax.set_title(title_for(common, runs, head, note, protocol), fontsize=9)
-    return _save(plt, fig, out, "snr")
+    made = _save(plt, fig, out, "snr")
+    if paired is not None:
+        made += _plot_snr_paired(runs, pts, out, note, protocol, paired, what)
+    return made
+
+
+def _plot_snr_paired(
+    runs: list[dict[str, Any]],
+    pts: dict[int, tuple[list[tuple[float, float]], str]],
+    out: Path,
+    note: str,
+    protocol: str,
+    paired: str,
+    what: str,
+) -> list[Path]:
+    """Each setting minus the ``paired`` one, in points, per SNR: the mean over the
+    pairs (same seeds and same values of every key the settings share) and its 95 %
+    paired-t interval. ``paired`` names the reference by its values of the keys that
+    tell the settings apart, in the legend's order, joined by "/" (as ``semfed
+    compare --paired``)."""
+    from semfed.statistics import paired_difference
+
+    groups, common = group_runs(runs, drop=SNR_KEYS)
+    for key in SNR_KEYS:
+        common.pop(key, None)
+    settings = {id(r): dict(_setting(r, SNR_KEYS)) for r in runs}
+    varying = sorted(
+        {k for r in runs for k in settings[id(r)] if k not in common},
+        key=lambda k: (k != "algorithm.name", k),
+    )
+    if not varying:
+        raise UserError("--paired: the runs have one setting only; nothing to pair")
+
+    def value(r: dict[str, Any]) -> str:
+        return "/".join(_fmt(settings[id(r)].get(k)) for k in varying)
+
+    values = sorted({value(r) for r in runs})
+    if paired not in values:
+        keys = "/".join(_short(k) for k in varying)
+        raise UserError(f"--paired {paired!r}: no such setting of {keys}; have {', '.join(values)}")
+
+    def pair_key(r: dict[str, Any]) -> tuple:
+        return _seeds(r), _setting(r, tuple(varying))
+
+    reference = {pair_key(r): dict(pts[id(r)][0]) for r in runs if value(r) == paired}
+    plt, fig, ax = _figure()
+    ax.axhline(0.0, color="0.5", linewidth=0.8)
+    ref_label, n_pairs = "", set()
+    for i, (label, members) in enumerate(groups):  # colours as in the accuracy plot
+        if value(members[0]) == paired:
+            ref_label = label
+            continue
+        a_by: dict[float, list[float]] = defaultdict(list)
+        b_by: dict[float, list[float]] = defaultdict(list)
+        for r in members:
+            ref = reference.get(pair_key(r))
+            if ref is None:
+                continue
+            for snr, acc in pts[id(r)][0]:
+                if snr in ref:
+                    a_by[snr].append(acc * 100)
+                    b_by[snr].append(ref[snr] * 100)
+        snrs = sorted(a_by)
+        if not snrs:
+            continue
+        diffs = [paired_difference(a_by[x], b_by[x]) for x in snrs]
+        n_pairs |= {d.n for d in diffs}
+        mean = np.array([d.mean for d in diffs])
+        yerr = np.nan_to_num(
+            np.array([[d.mean - d.low for d in diffs], [d.high - d.mean for d in diffs]])
+        )
+        style = {"marker": "o", "markersize": 4, "capsize": 3, "color": f"C{i % 10}"}
+        ax.errorbar(snrs, mean, yerr=yerr, label=label, **style)
+    if not n_pairs:
+        raise UserError(f"--paired {paired!r}: no run of another setting has a pair in it")
+    ax.set_xlabel(f"{what} (dB)")
+    ax.set_ylabel(f"minus {ref_label} (points)")
+    ax.grid(alpha=0.3)
+    _legend(ax)
+    n = "/".join(str(v) for v in sorted(n_pairs))
+    head = f"Paired difference in final accuracy vs {what} (mean, 95 % interval over {n} pairs)"
+    ax.set_title(title_for(common, runs, head, note, protocol), fontsize=9)
+    return _save(plt, fig, out, "snr_paired")
 
 
 def _tsne_embedding(run: dict[str, Any], max_points: int):
@@ -707,12 +802,15 @@ def make_plots(
     prefix: str = "",
     protocol: str | None = None,
     cost: str = "load",
+    paired: str | None = None,
 ) -> list[Path]:
     """The figures of ``kind`` (PNG and PDF) in ``out``; returns their paths.
 
     ``x``: the key of kind ``vs``; ``metric``: final or oracle_best (kind ``vs``);
     ``protocol``: global, personal or masked (default: the runs' own);
     ``cost``: load or airtime (kind ``cost``);
+    ``paired``: kind ``snr`` also plots every setting's paired difference from
+    this one (its values of the keys that differ, joined by "/");
     ``where``: keep runs whose config has these values; ``by``: one figure per
     value of this key; ``note``: appended to every title; ``prefix``: put before
     every file name.
@@ -727,6 +825,8 @@ def make_plots(
         raise UserError(f"--protocol {protocol!r}: expected global, personal or masked")
     if cost not in COSTS:
         raise UserError(f"--cost {cost!r}: expected one of {', '.join(COSTS)}")
+    if paired is not None and kind != "snr":
+        raise UserError(f"--paired works with --kind snr only, not {kind}")
     out = Path(out)
     if kind == "link":
         return _renamed(plot_link([Path(p) for p in paths], out, note), prefix)
@@ -748,9 +848,10 @@ def make_plots(
             paths_made = plot_tsne(part, out, note)
         elif kind == "cost":
             paths_made = plot_cost(part, out, note, protocol, cost)
+        elif kind == "snr":
+            paths_made = plot_snr(part, out, note, protocol, paired)
         else:
-            fn = {"curves": plot_curves, "snr": plot_snr}
-            paths_made = fn[kind](part, out, note, protocol)
+            paths_made = plot_curves(part, out, note, protocol)
         made += _renamed(paths_made, prefix + tag)
     return made
 

@@ -369,6 +369,8 @@ def test_experiment_file_errors_name_the_key(tmp_path, capsys):
         ('title = "x"\n', "'config'"),
         ('config = "base.toml"\n[grid]\n"link.channel" = []\n', "grid.link.channel"),
         ('config = "base.toml"\n[[plot]]\nkind = "pie"\n', "plot[0].kind"),
+        ('config = "base.toml"\n[[plot]]\nkind = "curves"\npaired = "a"\n', "plot[0].paired"),
+        ('config = "base.toml"\n[[plot]]\nkind = "snr"\npaired = 20\n', "plot[0].paired"),
         ('config = "nope.toml"\n', "not found"),
         ('config = "base.toml"\n[[compare]]\npaired = "fedcl"\n', "compare[0].by"),
         ('config = "base.toml"\n[[compare]]\nby = "a.b"\nprotocols = ["x"]\n', "protocols"),
@@ -789,3 +791,35 @@ def test_experiment_only_and_seeds_run_a_part_and_the_rest_later(
         assert main([*argv, *bad]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_plot_snr_paired(tmp_path, drawn):
+    """Differences 1, 2, 3 points over three paired seeds: mean 2, 95 % interval
+    2 -/+ t(0.975, 2) * 1 / sqrt(3) = 2 -/+ 4.3027 * 0.57735 = [-0.484, 4.484], at
+    every evaluation SNR. A fourth FedCL seed has no FedAvg pair and is left out."""
+    from semfed.errors import UserError
+    from semfed.plot import make_plots
+
+    root = tmp_path / "sweep"
+    for seed in range(3):
+        _fake_run(root / f"fedavg_{seed}", "fedavg", seed, 10.0, [0.3, 0.40])
+        _fake_run(root / f"fedcl_{seed}", "fedcl", seed, 10.0, [0.3, 0.41 + 0.01 * seed])
+    _fake_run(root / "fedcl_3", "fedcl", 3, 10.0, [0.3, 0.9])
+    made = make_plots([root], tmp_path / "figs", "snr", paired="fedavg")
+    assert _names(made) == {"snr.png", "snr.pdf", "snr_paired.png", "snr_paired.pdf"}
+    (ax,) = drawn[-1].axes
+    assert ax.get_ylabel() == "minus algorithm=fedavg (points)"
+    assert "over 3 pairs" in ax.get_title()
+    (container,) = ax.containers
+    assert container.get_label() == "algorithm=fedcl"
+    line, _, (bars,) = container.lines
+    assert list(line.get_xdata()) == [-5.0, 5.0, 20.0]
+    np.testing.assert_allclose(line.get_ydata(), [2.0, 2.0, 2.0], atol=1e-9)
+    half = 4.302653 / np.sqrt(3.0)
+    for seg in bars.get_segments():
+        np.testing.assert_allclose(seg[:, 1], [2.0 - half, 2.0 + half], atol=1e-5)
+
+    with pytest.raises(UserError, match="have fedavg, fedcl"):
+        make_plots([root], tmp_path / "o", "snr", paired="fedprox")
+    with pytest.raises(UserError, match="--kind snr only"):
+        make_plots([root], tmp_path / "o", "curves", paired="fedavg")

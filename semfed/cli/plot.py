@@ -52,6 +52,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="keep only runs whose config has this value (repeatable)",
     )
+    p.add_argument(
+        "--paired",
+        metavar="VALUE",
+        help="--kind snr: also plot each setting minus this one, paired by seed, in points "
+        "(snr_paired); VALUE is the reference's value of the key that tells the settings "
+        "apart (several keys: their values joined by '/', in the legend's order)",
+    )
     p.add_argument("--by", metavar="KEY", help="one figure per value of this config key")
     p.add_argument("--note", default="", help="a line added to every title (e.g. the scale)")
     p.set_defaults(func=run)
@@ -76,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
         note=args.note,
         protocol=args.protocol,
         cost=args.cost,
+        paired=args.paired,
     )
     for path in paths:
         print(path)
