@@ -300,6 +300,7 @@ def seed_statistics(
                 if common:
                     d = paired_difference([vals[k] for k in common], [ref_vals[k] for k in common])
                     row.update(
+                        diff_n=d.n,
                         diff_mean=d.mean,
                         diff_ci95_low=d.low,
                         diff_ci95_high=d.high,

@@ -397,77 +397,68 @@ def plot_snr(
     ax.set_title(title_for(common, runs, head, note, protocol), fontsize=9)
     made = _save(plt, fig, out, "snr")
     if paired is not None:
-        made += _plot_snr_paired(runs, pts, out, note, protocol, paired, what)
+        made += _plot_snr_paired(runs, pts, groups, common, out, note, protocol, paired, what)
     return made
 
 
 def _plot_snr_paired(
     runs: list[dict[str, Any]],
     pts: dict[int, tuple[list[tuple[float, float]], str]],
+    groups: list[tuple[str, list[dict[str, Any]]]],
+    common: dict[str, Any],
     out: Path,
     note: str,
     protocol: str,
     paired: str,
     what: str,
 ) -> list[Path]:
-    """Each setting minus the ``paired`` one, in points, per SNR: the mean over the
-    pairs (same seeds and same values of every key the settings share) and its 95 %
-    paired-t interval. ``paired`` names the reference by its values of the keys that
-    tell the settings apart, in the legend's order, joined by "/" (as ``semfed
-    compare --paired``)."""
-    from semfed.statistics import paired_difference
+    """Each setting minus the ``paired`` one, in points, per SNR: the paired difference
+    of :func:`semfed.comparison.seed_statistics` (pairs: same seeds, same values of
+    every other key; mean and 95 % paired-t interval). ``paired`` names the reference
+    by its values of the keys that tell the settings apart, in the legend's order,
+    joined by "/" (as ``semfed compare --paired``)."""
+    from semfed.comparison import compared_value, seed_statistics
 
-    groups, common = group_runs(runs, drop=SNR_KEYS)
-    for key in SNR_KEYS:
-        common.pop(key, None)
-    settings = {id(r): dict(_setting(r, SNR_KEYS)) for r in runs}
     varying = sorted(
-        {k for r in runs for k in settings[id(r)] if k not in common},
+        {k for r in runs for k, _ in _setting(r, SNR_KEYS) if k not in common},
         key=lambda k: (k != "algorithm.name", k),
     )
     if not varying:
         raise UserError("--paired: the runs have one setting only; nothing to pair")
-
-    def value(r: dict[str, Any]) -> str:
-        return "/".join(_fmt(settings[id(r)].get(k)) for k in varying)
-
-    values = sorted({value(r) for r in runs})
+    values = sorted({compared_value(r, varying) for r in runs})
     if paired not in values:
         keys = "/".join(_short(k) for k in varying)
         raise UserError(f"--paired {paired!r}: no such setting of {keys}; have {', '.join(values)}")
-
-    def pair_key(r: dict[str, Any]) -> tuple:
-        return _seeds(r), _setting(r, tuple(varying))
-
-    reference = {pair_key(r): dict(pts[id(r)][0]) for r in runs if value(r) == paired}
+    by = ",".join(varying)
+    # (SNR, row) per compared value: one table per evaluation SNR, or one table whose
+    # rows tell the uplink SNRs apart.
+    points: dict[str, list[tuple[float, dict[str, Any]]]] = defaultdict(list)
+    if {pts[id(r)][1] for r in runs} == {"evaluation"}:
+        for x in sorted({x for r in runs for x, _ in pts[id(r)][0]}):
+            for row in seed_statistics(runs, by, paired=paired, protocol=protocol, snr=x)[1]:
+                points[row[by]].append((x, row))
+    else:
+        uplink = runs[0]["config"].get("link.uplink_snr_db")
+        for row in seed_statistics(runs, by, paired=paired, protocol=protocol)[1]:
+            points[row[by]].append((float(row.get("link.uplink_snr_db", uplink)), row))
     plt, fig, ax = _figure()
     ax.axhline(0.0, color="0.5", linewidth=0.8)
     ref_label, n_pairs = "", set()
     for i, (label, members) in enumerate(groups):  # colours as in the accuracy plot
-        if value(members[0]) == paired:
+        value = compared_value(members[0], varying)
+        if value == paired:
             ref_label = label
             continue
-        a_by: dict[float, list[float]] = defaultdict(list)
-        b_by: dict[float, list[float]] = defaultdict(list)
-        for r in members:
-            ref = reference.get(pair_key(r))
-            if ref is None:
-                continue
-            for snr, acc in pts[id(r)][0]:
-                if snr in ref:
-                    a_by[snr].append(acc * 100)
-                    b_by[snr].append(ref[snr] * 100)
-        snrs = sorted(a_by)
-        if not snrs:
+        series = sorted(((x, r) for x, r in points[value] if r.get("diff_n")), key=lambda t: t[0])
+        if not series:
             continue
-        diffs = [paired_difference(a_by[x], b_by[x]) for x in snrs]
-        n_pairs |= {d.n for d in diffs}
-        mean = np.array([d.mean for d in diffs])
-        yerr = np.nan_to_num(
-            np.array([[d.mean - d.low for d in diffs], [d.high - d.mean for d in diffs]])
-        )
+        n_pairs |= {row["diff_n"] for _, row in series}
+        mean = np.array([100 * row["diff_mean"] for _, row in series])
+        low = np.array([100 * row["diff_ci95_low"] for _, row in series])
+        high = np.array([100 * row["diff_ci95_high"] for _, row in series])
+        yerr = np.nan_to_num(np.array([mean - low, high - mean]))
         style = {"marker": "o", "markersize": 4, "capsize": 3, "color": f"C{i % 10}"}
-        ax.errorbar(snrs, mean, yerr=yerr, label=label, **style)
+        ax.errorbar([x for x, _ in series], mean, yerr=yerr, label=label, **style)
     if not n_pairs:
         raise UserError(f"--paired {paired!r}: no run of another setting has a pair in it")
     ax.set_xlabel(f"{what} (dB)")
