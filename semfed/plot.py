@@ -692,6 +692,9 @@ def airtime_s(run: dict[str, Any]) -> float | None:
     return None if ms is None else ms / 1000.0
 
 
+# Factor between neighbouring points of the same cost on the log x axis.
+COST_DODGE = 1.08
+
 # cost -> (what a run costs, x-axis label, what the title calls it, file stem)
 _COSTS = {
     "load": (
@@ -728,17 +731,31 @@ def plot_cost(
         raise UserError(f"no finished run with {key} in summary.json")
     groups, common = group_runs(runs)
     plt, fig, ax = _figure()
+    points = []
     for label, members in groups:
         load = float(np.mean([measure(r) for r in members]))
         accs = [_final_acc(r, "final", protocol) * 100 for r in members]
-        _error_bars(ax, [load], [accs], label)
-        ax.annotate(
-            label,
-            (load, float(np.mean(accs))),
-            fontsize=7,
-            xytext=(4, 4),
-            textcoords="offset points",
-        )
+        points.append((label, load, accs))
+    # Settings of the same cost (FedCL and its ablations send the same symbols) are
+    # spread a little along the (log) x axis so that their bars do not hide each
+    # other, and their labels are stacked, highest mean first, beside the group.
+    same_cost: dict[float, list[tuple[str, float, list[float]]]] = {}
+    for point in points:
+        same_cost.setdefault(point[1], []).append(point)
+    for load, members in same_cost.items():
+        members.sort(key=lambda p: -float(np.mean(p[2])))
+        n = len(members)
+        top = max(float(np.mean(p[2])) for p in members)
+        for i, (label, _, accs) in enumerate(members):
+            x = load * COST_DODGE ** (i - (n - 1) / 2)
+            _error_bars(ax, [x], [accs], label)
+            ax.annotate(
+                label,
+                (load * COST_DODGE ** ((n - 1) / 2), top),
+                fontsize=7,
+                xytext=(8, 4 - 9 * i),
+                textcoords="offset points",
+            )
     ax.set_xscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("final test accuracy (%)")

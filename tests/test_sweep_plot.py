@@ -623,6 +623,22 @@ def test_plot_errors_are_one_line(tmp_path, capsys):
         make_plots([run], tmp_path / "o", "snr")
 
 
+def test_plot_cost_spreads_settings_of_the_same_cost(fake_sweep, tmp_path, drawn):
+    """FedCL at 0 and 10 dB sends the same symbols: its two points are drawn at
+    load / sqrt(1.08) (the higher mean) and load * sqrt(1.08), labels stacked."""
+    from semfed.plot import COST_DODGE, make_plots
+
+    make_plots([fake_sweep], tmp_path / "figs", "cost", where={"algorithm.name": "fedcl"})
+    cost = _content(drawn[-1])
+    high, low = (cost["series"][k] for k in sorted(cost["series"], key=lambda k: "=0" in k))
+    np.testing.assert_allclose(high[0], [4000.0 / COST_DODGE**0.5])
+    np.testing.assert_allclose(low[0], [4000.0 * COST_DODGE**0.5])
+    assert high[1][0] > low[1][0]
+    labels = sorted(drawn[-1].axes[0].texts, key=lambda t: -t.xyann[1])
+    assert [t.xyann for t in labels] == [(8, 4), (8, -5)]
+    assert "uplink_snr_db=10" in labels[0].get_text()
+
+
 def test_plot_vs_speed_is_one_curve_per_spacing(tmp_path, drawn):
     """link.speed_kmh sets min_speed_kmh and max_speed_kmh too; they differ with it but
     must not split the curve."""
