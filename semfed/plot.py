@@ -731,22 +731,19 @@ def plot_cost(
         raise UserError(f"no finished run with {key} in summary.json")
     groups, common = group_runs(runs)
     plt, fig, ax = _figure()
-    points = []
-    for label, members in groups:
-        load = float(np.mean([measure(r) for r in members]))
-        accs = [_final_acc(r, "final", protocol) * 100 for r in members]
-        points.append((label, load, accs))
     # Settings of the same cost (FedCL and its ablations send the same symbols) are
     # spread a little along the (log) x axis so that their bars do not hide each
     # other, and their labels are stacked, highest mean first, beside the group.
-    same_cost: dict[float, list[tuple[str, float, list[float]]]] = {}
-    for point in points:
-        same_cost.setdefault(point[1], []).append(point)
+    same_cost: dict[float, list[tuple[str, list[float]]]] = defaultdict(list)
+    for label, members in groups:
+        load = float(np.mean([measure(r) for r in members]))
+        accs = [_final_acc(r, "final", protocol) * 100 for r in members]
+        same_cost[load].append((label, accs))
     for load, members in same_cost.items():
-        members.sort(key=lambda p: -float(np.mean(p[2])))
+        members.sort(key=lambda p: -float(np.mean(p[1])))
         n = len(members)
-        top = max(float(np.mean(p[2])) for p in members)
-        for i, (label, _, accs) in enumerate(members):
+        top = float(np.mean(members[0][1]))
+        for i, (label, accs) in enumerate(members):
             x = load * COST_DODGE ** (i - (n - 1) / 2)
             _error_bars(ax, [x], [accs], label)
             ax.annotate(
