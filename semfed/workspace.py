@@ -8,8 +8,8 @@ private encoder, decoder and their optimizers, on which steps are compiled
 once. A client *borrows* the workspace of its architecture for its local pass:
 its weights and optimizer state are copied in, the compiled steps run, and the
 results are copied back. The clients keep owning their models (checkpoints,
-aggregation and evaluation read them as before); the copies are a few hundred
-assignments per client and round, far below one mini-batch of compute.
+aggregation and evaluation read them as before); the copies are one compiled
+call per client and direction, far below one mini-batch of compute.
 
 Homogeneous encoders need one workspace; the heterogeneous family five.
 """
@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import keras
+import tensorflow as tf
 
 from semfed.federation import Client
 
@@ -32,9 +33,22 @@ def architecture(client: Client) -> tuple:
     )
 
 
-def _copy(dst: list, src: list) -> None:
+def _tf_variables(variables: list) -> list:
+    """The TensorFlow variables behind Keras variables (``.value``), others as they are."""
+    return [getattr(v, "value", v) for v in variables]
+
+
+def _assign_all(dst: list, src: list) -> None:
+    """``dst[i].assign(src[i])`` for all i (compiled per workspace: variables passed
+    as arguments are traced by shape and dtype, not identity, so one trace serves
+    every client of an architecture; eager, each assignment costs about 0.15 ms,
+    and 50 of them per client and direction were 2 to 5 % of a K = 20 round)."""
     for d, s in zip(dst, src, strict=True):
         d.assign(s)
+
+
+def _all_finite(variables: list) -> tf.Tensor:
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
 
 
 def _clone_optimizer(opt: keras.optimizers.Optimizer, model: keras.Model):
@@ -57,27 +71,27 @@ class Workspace:
         self.encoder_optimizer = _clone_optimizer(template.encoder_optimizer, self.encoder)
         self.decoder_optimizer = _clone_optimizer(template.decoder_optimizer, self.decoder)
         self.holder: int | None = None  # id of the client whose state is loaded
+        self._assign_all = tf.function(_assign_all)
+        self._all_finite = tf.function(_all_finite)
 
-    def _pairs(self, client: Client, optimizers: bool) -> list[tuple[list, list]]:
-        pairs = [
-            (self.encoder.weights, client.encoder.weights),
-            (self.decoder.weights, client.decoder.weights),
-        ]
+    @staticmethod
+    def _variables(owner: Client | Workspace, optimizers: bool) -> list:
+        out = [*owner.encoder.weights, *owner.decoder.weights]
         if optimizers:
-            pairs += [
-                (self.encoder_optimizer.variables, client.encoder_optimizer.variables),
-                (self.decoder_optimizer.variables, client.decoder_optimizer.variables),
-            ]
-        return pairs
+            out += [*owner.encoder_optimizer.variables, *owner.decoder_optimizer.variables]
+        return _tf_variables(out)
 
     def load(self, client: Client, optimizers: bool = True) -> None:
-        for mine, theirs in self._pairs(client, optimizers):
-            _copy(mine, theirs)
+        self._assign_all(self._variables(self, optimizers), self._variables(client, optimizers))
         self.holder = client.id
 
     def store(self, client: Client) -> None:
-        for mine, theirs in self._pairs(client, optimizers=True):
-            _copy(theirs, mine)
+        self._assign_all(self._variables(client, True), self._variables(self, True))
+
+    def finite(self) -> bool:
+        """Whether every weight and floating-point optimizer variable is finite."""
+        variables = [v for v in self._variables(self, True) if v.dtype.is_floating]
+        return bool(self._all_finite(variables))
 
 
 class Workspaces:

@@ -440,6 +440,42 @@ def test_one_bad_minibatch_mid_pass_is_skipped_named_and_stops_the_round(
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
+def test_fast_pass_agrees_with_the_guarded_one_and_a_redone_pass_is_exact(
+    data, tmp_path, monkeypatch
+):
+    """Over the noisy AWGN link: the unguarded pass (the default) ends where a pass
+    with the guard at every step ends (float rounding aside), and a pass redone after
+    a failed end-of-pass check (forced here) is bit for bit the guarded pass: same
+    starting state, same channel draws."""
+    from semfed.train import build_federation
+    from semfed.workspace import Workspace
+
+    alg = build_federation(tiny_config("algorithm.name=fedcl"))[0]
+    save_checkpoint(tmp_path, 0, alg.models(), alg.optimizers(), np.random.default_rng(0))
+    start = [w for c in alg.clients for w in c.encoder.get_weights() + c.decoder.get_weights()]
+
+    def one_round() -> list[np.ndarray]:
+        load_checkpoint(tmp_path, alg.models(), alg.optimizers(), np.random.default_rng(0))
+        alg.train_clients(1, np.random.default_rng(0))
+        return [w for c in alg.clients for w in c.encoder.get_weights() + c.decoder.get_weights()]
+
+    fast = one_round()
+    with monkeypatch.context() as m:
+        m.setattr(Workspace, "finite", lambda self: False)  # every pass is redone
+        redone = one_round()
+    with monkeypatch.context() as m:
+        for step in set(alg._steps.values()):
+            m.setattr(step, "fast", None)  # the guarded form only
+        guarded = one_round()
+    assert len({id(s) for s in alg._steps.values()}) == 1
+    for a, b in zip(redone, guarded, strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(fast, guarded, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert not np.array_equal(fast[0], start[0])  # the round did train
+
+
 # ---------------------------------------------------------------- semfed compare
 
 

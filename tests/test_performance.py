@@ -47,15 +47,25 @@ def test_steps_compiled_once_per_architecture_and_never_retraced():
     _timed_round(algorithm, evaluator, 0, rng, [20.0] * 6)
 
     def traces() -> list[int]:
-        fns = [*steps, algorithm._scg_step, *evaluator._scores.values()]
+        fns = [*(s.fast for s in steps), algorithm._scg_step, *evaluator._scores.values()]
+        fns += [ws._all_finite for ws in algorithm.workspaces]
         return [f.experimental_get_tracing_count() for f in fns]
+
+    def copy_traces() -> list[int]:
+        return [ws._assign_all.experimental_get_tracing_count() for ws in algorithm.workspaces]
 
     after_first = traces()
     assert after_first == [1] * len(after_first)  # one trace each, none per client
+    # the copies: one trace for load and store with the optimizers, one for the
+    # evaluation's view without them, whatever the number of clients
+    assert copy_traces() == [2] * 5
+    # nothing was NaN: the guarded form of the step never ran
+    assert [s.guarded.experimental_get_tracing_count() for s in steps] == [0] * 5
     variables = _variables_alive()
     for t in (1, 2, 3):
         _timed_round(algorithm, evaluator, t, rng, [20.0] * 6)
     assert traces() == after_first  # no retracing in later rounds
+    assert copy_traces() == [2] * 5
     assert _variables_alive() == variables  # nothing accumulates round after round
 
 
