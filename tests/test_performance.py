@@ -216,3 +216,20 @@ def test_bench_compare_refuses_bad_requests(argv, message, capsys, tmp_path):
     (tmp_path / "c.toml").write_text("")
     assert main(["bench", "--config", str(tmp_path / "c.toml"), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_gradient_leaves_a_non_finite_weight(name, bad):
+    """What the end-of-pass check relies on: one NaN or Inf gradient entry makes that
+    weight non-finite after the update (Adam: m / sqrt(v) is NaN; SGD: w - lr * g),
+    and later finite updates do not bring it back."""
+    from semfed.federation import make_optimizer
+
+    v = tf.Variable([1.0, 2.0])
+    opt = make_optimizer(name, 0.01)
+    opt.apply_gradients([(tf.constant([0.5, bad]), v)])
+    for _ in range(3):
+        opt.apply_gradients([(tf.constant([0.5, 0.5]), v)])
+    got = v.numpy()
+    assert np.isfinite(got[0]) and not np.isfinite(got[1])
