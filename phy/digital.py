@@ -228,6 +228,10 @@ class DigitalLink(Link):
         self._blocks_sent.assign(0)
         self._blocks_failed.assign(0)
 
+    def counter_variables(self) -> list[tf.Variable]:
+        """Every code-block counter of this link (for a caller that must put them back)."""
+        return [self._blocks_sent, self._blocks_failed, self._last_counts]
+
     def transmit_blocks(self, num_users: int, num_slots: int, snr_db: SnrArg = None) -> BlockOutput:
         """Random payload in ``num_slots`` full slots per user, coded and decoded.
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import tensorflow as tf
 
 from phy.airtime import Airtime, feature_slots, payload_slots, round_airtime
@@ -191,6 +192,22 @@ class RadioLinks:
                     Mcs(c.digital.modulation, c.digital.code_rate).label for c in configs
                 ]
         return out
+
+    def _counters(self) -> list[tf.Variable]:
+        out = [c for counters in self._client_blocks.values() for c in counters]
+        for links in self._links.values():
+            for link in links.values():
+                out += getattr(link, "counter_variables", list)()
+        return out
+
+    def counter_state(self) -> list[np.ndarray]:
+        """The values of every code-block counter (empty when no direction is digital)."""
+        return [v.numpy() for v in self._counters()]
+
+    def set_counter_state(self, state: list[np.ndarray]) -> None:
+        """Put back the counters of :meth:`counter_state`."""
+        for v, value in zip(self._counters(), state, strict=True):
+            v.assign(value)
 
     def reset_counts(self) -> None:
         """Zero the code-block counters of the digital directions."""

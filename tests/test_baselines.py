@@ -441,24 +441,29 @@ def test_one_bad_minibatch_mid_pass_is_skipped_named_and_stops_the_round(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["analog", "digital"])
 def test_fast_pass_agrees_with_the_guarded_one_and_a_redone_pass_is_exact(
-    data, tmp_path, monkeypatch
+    data, tmp_path, monkeypatch, scheme
 ):
     """Over the noisy AWGN link: the unguarded pass (the default) ends where a pass
     with the guard at every step ends (float rounding aside), and a pass redone after
     a failed end-of-pass check (forced here) is bit for bit the guarded pass: same
-    starting state, same channel draws."""
+    starting state, same channel draws, and (digital uplink) the same block counts."""
     from semfed.train import build_federation
     from semfed.workspace import Workspace
 
-    alg = build_federation(tiny_config("algorithm.name=fedcl"))[0]
+    extra = ["link.uplink_scheme=digital", "link.quant_bits=2"] if scheme == "digital" else []
+    alg = build_federation(tiny_config("algorithm.name=fedcl", *extra))[0]
     save_checkpoint(tmp_path, 0, alg.models(), alg.optimizers(), np.random.default_rng(0))
     start = [w for c in alg.clients for w in c.encoder.get_weights() + c.decoder.get_weights()]
 
     def one_round() -> list[np.ndarray]:
         load_checkpoint(tmp_path, alg.models(), alg.optimizers(), np.random.default_rng(0))
+        alg.radio.reset_counts()
         alg.train_clients(1, np.random.default_rng(0))
-        return [w for c in alg.clients for w in c.encoder.get_weights() + c.decoder.get_weights()]
+        blocks = [np.array(v, float) for v in alg.radio.block_record().values()]
+        weights = [w for c in alg.clients for w in c.encoder.get_weights()]
+        return weights + [w for c in alg.clients for w in c.decoder.get_weights()] + blocks
 
     fast = one_round()
     with monkeypatch.context() as m:
@@ -474,6 +479,8 @@ def test_fast_pass_agrees_with_the_guarded_one_and_a_redone_pass_is_exact(
     for a, b in zip(fast, guarded, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert not np.array_equal(fast[0], start[0])  # the round did train
+    if scheme == "digital":
+        assert alg.radio.block_record()["uplink_blocks"] > 0
 
 
 # ---------------------------------------------------------------- semfed compare

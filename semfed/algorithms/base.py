@@ -461,13 +461,15 @@ class Algorithm:
                 outputs = run(guarded)
             else:
                 draws = channel_generator_state()
+                counts = self.radio.counter_state()
                 outputs = run(fast)
                 loss = tf.stack([o[0] for o in outputs])
                 if not (tf.reduce_all(tf.math.is_finite(loss)) and ws.finite()):
-                    # Something was NaN or Inf: redo the pass from the client's state
-                    # and the same channel draws with the guard at every step.
+                    # Something was NaN or Inf: redo the pass from the client's state,
+                    # the same channel draws and block counts, with the guard at every step.
                     ws.load(client)
                     set_channel_generator_state(draws)
+                    self.radio.set_counter_state(counts)
                     outputs = run(guarded)
         # One device-to-host transfer per pass, not per mini-batch: a non-finite
         # step was not applied (the guard), so finding it after the pass is enough.
