@@ -703,3 +703,45 @@ def test_link_budget_snr_and_a_seeded_drop():
         d2, h = float(drop.distance_2d_m[k]), float(drop.positions_m[k, 2])
         want = _path_loss_by_hand("umi", d2, 3.5, bool(drop.los[k]), h)
         assert drop.path_loss_db[k] == pytest.approx(want, abs=0.5)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"channel": "tdl-a"},
+        {"channel": "tdl-d"},  # line of sight
+        {"channel": "rayleigh"},
+        {"channel": "tdl-a", "channel_normalization": "slot"},
+        {"channel": "tdl-c", "bs_antennas": 2, "rx_correlation": 0.5},
+    ],
+)
+def test_static_channel_one_symbol_response_equals_ofdm_channel(eager, settings):
+    """A channel at zero speed computed for one OFDM symbol and repeated over the slot
+    gives what Sionna's OFDMChannel gives from the same random draws (the model at
+    every symbol): the same h on every RE, the same received grid."""
+    config = LinkConfig(**settings)
+    model = build_channel_model(config, "uplink")
+    rg = build_resource_grid(config)
+    propagation = Propagation(config, rg, model, num_rx_ant=config.bs_antennas)
+    assert propagation._static_frequency
+    shape = [64, 1, 1, config.num_ofdm_symbols, config.num_subcarriers]
+    rng = np.random.default_rng(0)
+    x = tf.complex(*(tf.constant(rng.normal(size=shape), tf.float32) for _ in range(2)))
+    no = tf.fill([64], 0.1)
+    set_seed(7)
+    y, h, _ = propagation(x, no)
+    propagation._static_frequency = False
+    set_seed(7)
+    y_ref, h_ref, _ = propagation(x, no)
+    assert h.shape == h_ref.shape and y.shape == y_ref.shape
+    np.testing.assert_allclose(h.numpy(), h_ref.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(y.numpy(), y_ref.numpy(), rtol=1e-5, atol=1e-5)
+    assert float(tf.reduce_mean(tf.abs(h - h[:, :, :, :, :, :1]))) == 0.0  # static
+
+
+def test_moving_or_clustered_channels_keep_the_per_symbol_model():
+    for settings in ({"channel": "tdl-a", "speed_kmh": 30.0}, {"channel": "cdl-a"}):
+        config = LinkConfig(**settings)
+        model = build_channel_model(config, "uplink")
+        propagation = Propagation(config, build_resource_grid(config), model)
+        assert not propagation._static_frequency
