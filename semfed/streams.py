@@ -57,4 +57,25 @@ def sionna_stream(seed: int, tag: str, round_index: int = 0) -> None:
     config.tf_rng.reset_from_seed(sionna_seed(stream_seed(seed, tag, round_index)))
 
 
-__all__ = ["TAGS", "generator", "sionna_stream", "stream_seed"]
+def sionna_state():
+    """A copy of the state of Sionna's TensorFlow generator (every channel draw)."""
+    from sionna.phy import config
+
+    return config.tf_rng.state.numpy()
+
+
+def set_sionna_state(state) -> None:
+    """Put back a state of :func:`sionna_state`."""
+    from sionna.phy import config
+
+    config.tf_rng.state.assign(state)
+
+
+__all__ = [
+    "TAGS",
+    "generator",
+    "set_sionna_state",
+    "sionna_state",
+    "sionna_stream",
+    "stream_seed",
+]

@@ -31,7 +31,7 @@ from semfed.cell import resolve_drop
 from semfed.config import ConfigError, RunConfig, load_config
 from semfed.evaluation import PROTOCOLS
 from semfed.io import write_json_atomic, write_text_atomic
-from semfed.streams import generator
+from semfed.streams import generator, set_sionna_state, sionna_state, sionna_stream
 
 # Keys that may change when a run is resumed (more rounds, other evaluation).
 RESUMABLE_CHANGES = {"training.rounds", "training.checkpoint_every", "evaluation", "output"}
@@ -390,17 +390,11 @@ class _stream:
         self.args = (seed, tag, round_index)
 
     def __enter__(self) -> None:
-        from sionna.phy import config as sionna_config
-
-        from semfed.streams import sionna_stream
-
-        self._saved = sionna_config.tf_rng.state.numpy()
+        self._saved = sionna_state()
         sionna_stream(*self.args)
 
     def __exit__(self, *exc: object) -> None:
-        from sionna.phy import config as sionna_config
-
-        sionna_config.tf_rng.state.assign(self._saved)
+        set_sionna_state(self._saved)
 
 
 def _evaluate(evaluator, eval_snrs, config: RunConfig, round_index: int) -> dict[str, Any]:

@@ -41,30 +41,11 @@ from semfed.radio import (
     payload_slots,
     round_airtime,
 )
+from semfed.streams import set_sionna_state, sionna_state
 from semfed.workspace import Workspace, Workspaces
-
-
-def channel_generator_state() -> tf.Tensor:
-    """A copy of the state of Sionna's generator, the source of every channel draw."""
-    from sionna.phy import config as sionna_config
-
-    return tf.identity(sionna_config.tf_rng.state)
-
-
-def set_channel_generator_state(state: tf.Tensor) -> None:
-    from sionna.phy import config as sionna_config
-
-    sionna_config.tf_rng.state.assign(state)
-
 
 BITS_PER_NUMBER = 32  # parameters and prototypes travel as float32
 PASS_CHUNK = 32  # mini-batches converted to tensors at once in a local pass
-
-
-def _concrete(fn: Callable, x: tf.Tensor, y: tf.Tensor, args: tuple) -> Callable:
-    """``fn``'s concrete function for these arguments when ``fn`` is a ``tf.function``."""
-    get = getattr(fn, "get_concrete_function", None)
-    return fn if get is None else get(x, y, *args)
 
 
 class TrainingDiverged(RuntimeError):
@@ -422,7 +403,7 @@ class Algorithm:
     def local_pass(
         self,
         client: Client,
-        step: Callable,
+        step: GuardedStep,
         step_args: tuple,
         round_index: int,
         rng: np.random.Generator,
@@ -430,17 +411,20 @@ class Algorithm:
         """Client ``client``'s local iterations of one round.
 
         Draws the round's batch schedule from ``rng``, borrows the client's
-        workspace, calls the compiled ``step(x, y, *step_args)`` (from
-        :meth:`compile_steps`) on each mini-batch and accumulates the
-        received features per class. Raises :class:`TrainingDiverged` (the bad
-        update is not applied) on a NaN or Inf.
+        workspace, calls ``step.fast(x, y, *step_args)`` (from
+        :meth:`compile_steps`) on each mini-batch, redoes the pass with
+        ``step.guarded`` when a check at its end finds a NaN or Inf
+        (:class:`GuardedStep`), and accumulates the received features per class.
+        Raises :class:`TrainingDiverged` (the bad update is not applied) on a NaN
+        or Inf.
         """
         cfg = self.config.training
         schedule = batch_schedule(
             client.num_train, cfg.batch_size, cfg.local_epochs, cfg.local_iterations, rng
         )
 
-        def run(fn: Callable) -> list:
+        def run(fn: Callable) -> list[tf.Tensor]:
+            """``fn`` on every mini-batch -> (loss, ce, reg, f_hat, finite), each stacked."""
             outputs, call = [], None
             # The pass's mini-batches converted in chunks (one host copy per chunk),
             # and the compiled step's concrete function called directly (the
@@ -450,30 +434,22 @@ class Algorithm:
                 xs = tf.unstack(tf.constant(client.x_train[idx]))
                 ys = tf.unstack(tf.constant(client.y_train[idx]))
                 if call is None:
-                    call = _concrete(fn, xs[0], ys[0], step_args)
+                    call = fn.get_concrete_function(xs[0], ys[0], *step_args)
                 outputs += [call(x, y, *step_args) for x, y in zip(xs, ys, strict=True)]
-            return outputs
+            return [tf.stack(t) for t in zip(*outputs, strict=True)]
 
-        guarded = getattr(step, "guarded", step)
-        fast = getattr(step, "fast", None)
+        draws, counts = sionna_state(), self.radio.counter_state()
         with self.workspaces.borrow(client) as ws:
-            if fast is None:
-                outputs = run(guarded)
-            else:
-                draws = channel_generator_state()
-                counts = self.radio.counter_state()
-                outputs = run(fast)
-                loss = tf.stack([o[0] for o in outputs])
-                if not (tf.reduce_all(tf.math.is_finite(loss)) and ws.finite()):
-                    # Something was NaN or Inf: redo the pass from the client's state,
-                    # the same channel draws and block counts, with the guard at every step.
-                    ws.load(client)
-                    set_channel_generator_state(draws)
-                    self.radio.set_counter_state(counts)
-                    outputs = run(guarded)
+            loss, ce, reg, f_hat, finite = run(step.fast)
+            if not (bool(tf.reduce_all(finite)) and ws.finite()):
+                # Something was NaN or Inf: redo the pass from the client's state,
+                # the same channel draws and block counts, with the guard at every step.
+                ws.load(client)
+                set_sionna_state(draws)
+                self.radio.set_counter_state(counts)
+                loss, ce, reg, f_hat, finite = run(step.guarded)
         # One device-to-host transfer per pass, not per mini-batch: a non-finite
         # step was not applied (the guard), so finding it after the pass is enough.
-        loss, ce, reg, f_hat, finite = (tf.stack(t) for t in zip(*outputs, strict=True))
         finite = finite.numpy()
         if not finite.all():
             bad = int(np.argmin(finite))
