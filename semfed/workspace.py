@@ -47,10 +47,6 @@ def _assign_all(dst: list, src: list) -> None:
         d.assign(s)
 
 
-def _all_finite(variables: list) -> tf.Tensor:
-    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
-
-
 def _clone_optimizer(opt: keras.optimizers.Optimizer, model: keras.Model):
     clone = opt.__class__.from_config(opt.get_config())
     clone.build(model.trainable_variables)
@@ -72,7 +68,6 @@ class Workspace:
         self.decoder_optimizer = _clone_optimizer(template.decoder_optimizer, self.decoder)
         self.holder: int | None = None  # id of the client whose state is loaded
         self._assign_all = tf.function(_assign_all)
-        self._all_finite = tf.function(_all_finite)
 
     @staticmethod
     def _variables(owner: Client | Workspace, optimizers: bool) -> list:
@@ -87,11 +82,6 @@ class Workspace:
 
     def store(self, client: Client) -> None:
         self._assign_all(self._variables(client, True), self._variables(self, True))
-
-    def finite(self) -> bool:
-        """Whether every weight and floating-point optimizer variable is finite."""
-        variables = [v for v in self._variables(self, True) if v.dtype.is_floating]
-        return bool(self._all_finite(variables))
 
 
 class Workspaces:

@@ -159,14 +159,14 @@ def test_scg_loss_falls_on_fixed_centroids(federation):
 @pytest.mark.slow
 def test_nan_stops_with_round_and_client(federation):
     _cfg, clients, alg = federation
-    saved = clients[1].x_train.copy()
-    clients[1].x_train[:] = np.nan
+    saved = clients[1].x_train
+    clients[1].x_train = np.full_like(saved, np.nan)
     before = [w.copy() for w in clients[1].encoder.get_weights()]
     try:
         with pytest.raises(TrainingDiverged, match="round 7, client 1"):
             alg.run_round(7, np.random.default_rng(0))
     finally:
-        clients[1].x_train[:] = saved
+        clients[1].x_train = saved
     for b, a in zip(before, clients[1].encoder.get_weights(), strict=False):
         np.testing.assert_array_equal(b, a)  # the bad update was not applied
 

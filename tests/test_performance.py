@@ -47,9 +47,8 @@ def test_steps_compiled_once_per_architecture_and_never_retraced():
     _timed_round(algorithm, evaluator, 0, rng, [20.0] * 6)
 
     def traces() -> list[int]:
-        fns = [*(s.fast for s in steps), algorithm._scg_step, *evaluator._scores.values()]
-        fns += [ws._all_finite for ws in algorithm.workspaces]
-        return [f.experimental_get_tracing_count() for f in fns]
+        fns = [algorithm._scg_step, *evaluator._scores.values()]
+        return [s.tracing_count for s in steps] + [f.experimental_get_tracing_count() for f in fns]
 
     def copy_traces() -> list[int]:
         return [ws._assign_all.experimental_get_tracing_count() for ws in algorithm.workspaces]

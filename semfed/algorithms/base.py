@@ -45,7 +45,6 @@ from semfed.streams import set_sionna_state, sionna_state
 from semfed.workspace import Workspace, Workspaces
 
 BITS_PER_NUMBER = 32  # parameters and prototypes travel as float32
-PASS_CHUNK = 32  # mini-batches converted to tensors at once in a local pass
 
 
 class TrainingDiverged(RuntimeError):
@@ -246,23 +245,27 @@ def local_model_step(
 class GuardedStep:
     """A compiled training step in two forms that agree wherever everything is finite.
 
-    ``step(x, y, *args)`` (the guarded form) applies the gradients with the
-    encoder and decoder optimizers only when all of them, the loss and the
-    checked tensor are finite; otherwise it restores the encoder's batch-norm
+    ``step(x, y, *args)`` (the guarded form, one mini-batch) applies the gradients
+    with the encoder and decoder optimizers only when all of them, the loss and
+    the checked tensor are finite; otherwise it restores the encoder's batch-norm
     statistics (they move in the forward pass) and applies nothing.
-    ``step.fast(x, y, *args)`` applies them unconditionally: no finiteness test
-    stands between the backward pass and the updates, so the optimizer's
-    updates of the late layers overlap the back-propagation through the early
-    ones (the guard cost 5 to 10 % of a K = 20 round here).
-    :meth:`Algorithm.local_pass` runs a pass with the fast form, checks the
-    losses and the workspace's variables once at its end (a NaN or Inf in any
-    gradient leaves a non-finite weight or optimizer moment behind), and only
-    when that check fails replays the pass with the guarded form from the same
-    state and the same channel draws, so the outcome is exactly that of the
-    guarded form throughout.
+    ``step.fast_pass(x_all, y_all, schedule, *args)`` runs a whole local pass in
+    one compiled call: a loop over the rows of ``schedule`` (int32 [E, B], indices
+    into the client's data x_all [D_k, H, W, C], y_all [D_k]) that applies every
+    step's gradients unconditionally. No finiteness test stands between a
+    backward pass and its updates, so the optimizer's updates of the late layers
+    overlap the back-propagation through the early ones (the guard cost 5 to
+    10 % of a K = 20 round here), and no Python runs between mini-batches. At the
+    end it checks the losses and the workspace's weights and optimizer variables
+    once (a NaN or Inf in any gradient leaves a non-finite weight or optimizer
+    moment behind). :meth:`Algorithm.local_pass` replays a pass that fails the
+    check with the guarded form, step by step, from the same state and the same
+    channel draws, so the outcome is exactly that of the guarded form throughout.
 
-    Both return ``(loss, ce, reg, f_hat, finite)``; the fast form's ``finite``
-    covers the loss only.
+    The guarded form returns ``(loss, ce, reg, f_hat, finite)`` for its mini-batch;
+    ``fast_pass`` returns them stacked over the pass (loss [E], ..., f_hat
+    [E, B, d], finite [E]: the losses' finiteness) and ``ok``, a scalar that is
+    True when the losses and every floating-point workspace variable are finite.
     """
 
     def __init__(self, client: Client | Workspace, gradients: Callable) -> None:
@@ -296,17 +299,62 @@ class GuardedStep:
             tf.cond(finite, apply_all, undo)
             return loss, ce, reg, f_hat, finite
 
-        @tf.function
-        def fast(x, y, *args):
+        def fast_step(x, y, *args):
             loss, ce, reg, f_hat, dec_grads, enc_grads, _ = gradients(x, y, *args)
             apply(dec_grads, enc_grads)
-            return loss, ce, reg, f_hat, tf.math.is_finite(loss)
+            out = [tf.cast(t, tf.float32) for t in (loss, ce, reg, f_hat)]
+            return (*out, tf.math.is_finite(out[0]))
+
+        @tf.function
+        def fast_pass(x_all, y_all, schedule, *args):
+            n = tf.shape(schedule)[0]
+            arrays = tuple(tf.TensorArray(dtype, size=n) for dtype in [tf.float32] * 4 + [tf.bool])
+
+            def body(i, arrays):
+                idx = schedule[i]
+                out = fast_step(tf.gather(x_all, idx), tf.gather(y_all, idx), *args)
+                return i + 1, tuple(a.write(i, o) for a, o in zip(arrays, out, strict=True))
+
+            # parallel_iterations = 1: each step reads the weights the last one wrote
+            _, arrays = tf.while_loop(
+                lambda i, _: i < n, body, (tf.constant(0), arrays), parallel_iterations=1
+            )
+            outputs = [a.stack() for a in arrays]
+            models = [*encoder.weights, *decoder.weights]
+            state = [_value(v) for v in [*models, *enc_opt.variables, *dec_opt.variables]]
+            ok = tf.reduce_all(
+                [tf.reduce_all(outputs[-1])]
+                + [tf.reduce_all(tf.math.is_finite(v)) for v in state if v.dtype.is_floating]
+            )
+            return (*outputs, ok)
 
         self.guarded = guarded
-        self.fast = fast
+        self._fast_pass = fast_pass
+        self._concrete = None
 
     def __call__(self, x, y, *args):
         return self.guarded(x, y, *args)
+
+    def fast_pass(self, x_all: tf.Tensor, y_all: tf.Tensor, schedule: tf.Tensor, *args):
+        """A whole local pass, unguarded, in one call (traced once: any D_k and E)."""
+        if self._concrete is None:
+            specs = [
+                tf.TensorSpec([None, *x_all.shape[1:]], x_all.dtype),
+                tf.TensorSpec([None], y_all.dtype),
+                tf.TensorSpec([None, schedule.shape[1]], schedule.dtype),
+            ]
+            self._concrete = self._fast_pass.get_concrete_function(*specs, *args)
+        return self._concrete(x_all, y_all, schedule, *args)
+
+    @property
+    def tracing_count(self) -> int:
+        """Traces of the fast pass (one per step object whatever K and D_k)."""
+        return self._fast_pass.experimental_get_tracing_count()
+
+
+def _value(v):
+    """The TensorFlow variable behind a Keras variable (``.value``)."""
+    return getattr(v, "value", v)
 
 
 def guarded_step(client: Client | Workspace, gradients: Callable) -> GuardedStep:
@@ -339,6 +387,21 @@ class Algorithm:
         sizes = np.array([c.num_train for c in clients], dtype=np.float64)
         self.weights = sizes / sizes.sum()  # D_k / D
         self.workspaces = Workspaces(clients)
+        self._train_data: dict[int, tuple] = {}
+
+    def _train_tensors(self, client: Client) -> tuple[tf.Tensor, tf.Tensor]:
+        """Client ``client``'s training set as tensors (x [D_k, H, W, C], y int32 [D_k]),
+        made once and kept on the device: a pass gathers its mini-batches from them
+        inside the compiled loop. The arrays are made read-only (a change in place
+        would not reach the tensors); arrays put in their place are converted anew."""
+        held = self._train_data.get(client.id)
+        if held is None or held[0] is not client.x_train or held[1] is not client.y_train:
+            tensors = (tf.constant(client.x_train), tf.constant(client.y_train, tf.int32))
+            client.x_train.flags.writeable = False
+            client.y_train.flags.writeable = False
+            held = (client.x_train, client.y_train, *tensors)
+            self._train_data[client.id] = held
+        return held[2], held[3]
 
     def compile_steps(self, make_step: Callable[[Workspace, int], Callable]) -> dict[int, Callable]:
         """``make_step(workspace, k)`` once per architecture and radio group -> the step
@@ -411,43 +474,29 @@ class Algorithm:
         """Client ``client``'s local iterations of one round.
 
         Draws the round's batch schedule from ``rng``, borrows the client's
-        workspace, calls ``step.fast(x, y, *step_args)`` (from
-        :meth:`compile_steps`) on each mini-batch, redoes the pass with
-        ``step.guarded`` when a check at its end finds a NaN or Inf
-        (:class:`GuardedStep`), and accumulates the received features per class.
-        Raises :class:`TrainingDiverged` (the bad update is not applied) on a NaN
-        or Inf.
+        workspace, runs the pass in one call of ``step.fast_pass`` (from
+        :meth:`compile_steps`; ``step_args`` follow each mini-batch's x and y),
+        redoes it step by step with ``step.guarded`` when the check at its end
+        finds a NaN or Inf (:class:`GuardedStep`), and accumulates the received
+        features per class. Raises :class:`TrainingDiverged` (the bad update is
+        not applied) on a NaN or Inf.
         """
         cfg = self.config.training
         schedule = batch_schedule(
             client.num_train, cfg.batch_size, cfg.local_epochs, cfg.local_iterations, rng
         )
-
-        def run(fn: Callable) -> list[tf.Tensor]:
-            """``fn`` on every mini-batch -> (loss, ce, reg, f_hat, finite), each stacked."""
-            outputs, call = [], None
-            # The pass's mini-batches converted in chunks (one host copy per chunk),
-            # and the compiled step's concrete function called directly (the
-            # polymorphic call's argument matching is about 0.3 ms per call).
-            for start in range(0, len(schedule), PASS_CHUNK):
-                idx = schedule[start : start + PASS_CHUNK]
-                xs = tf.unstack(tf.constant(client.x_train[idx]))
-                ys = tf.unstack(tf.constant(client.y_train[idx]))
-                if call is None:
-                    call = fn.get_concrete_function(xs[0], ys[0], *step_args)
-                outputs += [call(x, y, *step_args) for x, y in zip(xs, ys, strict=True)]
-            return [tf.stack(t) for t in zip(*outputs, strict=True)]
-
+        x_all, y_all = self._train_tensors(client)
         draws, counts = sionna_state(), self.radio.counter_state()
         with self.workspaces.borrow(client) as ws:
-            loss, ce, reg, f_hat, finite = run(step.fast)
-            if not (bool(tf.reduce_all(finite)) and ws.finite()):
+            *outputs, ok = step.fast_pass(x_all, y_all, tf.constant(schedule, tf.int32), *step_args)
+            if not bool(ok):
                 # Something was NaN or Inf: redo the pass from the client's state,
                 # the same channel draws and block counts, with the guard at every step.
                 ws.load(client)
                 set_sionna_state(draws)
                 self.radio.set_counter_state(counts)
-                loss, ce, reg, f_hat, finite = run(step.guarded)
+                outputs = _guarded_pass(step, x_all, y_all, schedule, step_args)
+        loss, ce, reg, f_hat, finite = outputs
         # One device-to-host transfer per pass, not per mini-batch: a non-finite
         # step was not applied (the guard), so finding it after the pass is enough.
         finite = finite.numpy()
@@ -517,6 +566,18 @@ class Algorithm:
             )
 
         return guarded_step(client, gradients)
+
+
+def _guarded_pass(
+    step: GuardedStep, x_all: tf.Tensor, y_all: tf.Tensor, schedule: np.ndarray, args: tuple
+) -> list[tf.Tensor]:
+    """``step.guarded`` on every mini-batch of ``schedule`` in turn -> (loss, ce, reg,
+    f_hat, finite), each stacked over the pass."""
+    outputs = [
+        step.guarded(tf.gather(x_all, idx), tf.gather(y_all, idx), *args)
+        for idx in tf.constant(schedule, tf.int32)
+    ]
+    return [tf.stack(t) for t in zip(*outputs, strict=True)]
 
 
 def mean_of(passes: list[LocalPass], field: str) -> float:
