@@ -14,7 +14,9 @@ reported apart), then ``rounds`` timed rounds. Per round:
   arguments from Python (about 0.3 ms here; inside the round's step the pieces
   are not called from Python). What local training took beyond these is Python,
   copies and dispatch ("other"). The attribution is an estimate; the two
-  references below are not.
+  references below are not. Since a local pass is one compiled loop, "other" can
+  come out below zero: each piece called alone still pays a function launch that
+  the loop does not.
 
 Reference points, measured in the same process on the same models:
 
@@ -434,6 +436,11 @@ def format_result(res: BenchResult) -> str:
         lines.append(f"    {label:<32} {res.components[name]:8.3f} s")
     other = train - sum(res.components.values())
     lines.append(f"    {'other (Python, copies, dispatch)':<32} {other:8.3f} s")
+    if other < 0:
+        lines.append(
+            "      (below 0: the pieces cost more called one by one than inside the\n"
+            "       pass's single compiled loop; the attribution overestimates them)"
+        )
     lines += [
         f"  {'SCG':<34} {res.mean('scg'):8.3f} s",
         f"  {'aggregation':<34} {res.mean('aggregation'):8.3f} s",
