@@ -81,6 +81,26 @@ def test_verbose_passes_tensorflow_log_and_the_setting_on():
                 os.environ[k] = v
 
 
+def test_retracing_warning_is_dropped_only_for_per_architecture_functions():
+    import logging
+
+    from semfed.runtime import PerArchitectureTraces
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("tensorflow", logging.WARNING, "x.py", 1, message, None, None)
+
+    text = (
+        "5 out of the last 9 calls to <function {} at 0x7f25c90bbe20> triggered "
+        "tf.function retracing. Tracing is expensive"
+    )
+    keep = PerArchitectureTraces().filter
+    assert not keep(record(text.format("_assign_all")))
+    assert not keep(record(text.format("Evaluator._make_scores.<locals>.scores")))
+    assert keep(record(text.format("my_function")))  # anyone else's: shown
+    assert keep(record(text.format("train.<locals>._assign_all_and_more")))
+    assert keep(record("calls to <function _assign_all at 0x1> did something else"))
+
+
 def test_device_line_names_the_device_and_xla():
     from semfed.runtime import device_line, start_tensorflow
 
