@@ -336,7 +336,13 @@ class GuardedStep:
         return self.guarded(x, y, *args)
 
     def fast_pass(self, x_all: tf.Tensor, y_all: tf.Tensor, schedule: tf.Tensor, *args):
-        """A whole local pass, unguarded, in one call (traced once: any D_k and E)."""
+        """A whole local pass, unguarded, in one call (traced once: any D_k and E).
+
+        ``args`` are passed as tensors (a Python number would be traced in as a
+        constant, and the one traced function serves every client)."""
+        args = tuple(
+            a if isinstance(a, tf.Tensor | tf.Variable) else tf.convert_to_tensor(a) for a in args
+        )
         if self._concrete is None:
             specs = [
                 tf.TensorSpec([None, *x_all.shape[1:]], x_all.dtype),
