@@ -133,29 +133,57 @@ class RadioLinks:
         return next(iter(links.values()))
 
     def uplink(
-        self, features: tf.Tensor, snr_db: tf.Tensor, client: int | None = None
+        self,
+        features: tf.Tensor,
+        snr_db: tf.Tensor,
+        client: int | None = None,
+        count_client: bool = True,
     ) -> tf.Tensor:
         """Power-normalised features float32 [U, B, d], SNRs float32 [U] -> received [U, B, d].
 
         ``client``: the index of the one client sending (U = 1); needed when
-        clients use different links (``mcs = "auto"``).
+        clients use different links (``mcs = "auto"``). Its code blocks (digital)
+        are added to that client's counters unless ``count_client`` is False: a
+        compiled step that several clients of one link share names the first of
+        them, and :meth:`credit_blocks` credits each client's pass instead.
         """
         if self.ideal:
             return features
         received = self.link("uplink", client)(features, snr_db)
-        self._count_blocks("uplink", client)
+        if count_client:
+            self._count_blocks("uplink", client)
         return received
 
     def downlink(
-        self, gradients: tf.Tensor, snr_db: tf.Tensor, client: int | None = None
+        self,
+        gradients: tf.Tensor,
+        snr_db: tf.Tensor,
+        client: int | None = None,
+        count_client: bool = True,
     ) -> tf.Tensor:
         """Gradients float32 [U, B, d], SNRs float32 [U] -> received gradients [U, B, d]
-        (``client`` as in :meth:`uplink`)."""
+        (``client`` and ``count_client`` as in :meth:`uplink`)."""
         if self.ideal:
             return gradients
         received = self.link("downlink", client).send_gradients(gradients, snr_db)
-        self._count_blocks("downlink", client)
+        if count_client:
+            self._count_blocks("downlink", client)
         return received
+
+    def link_block_totals(self, client: int) -> dict[Direction, np.ndarray]:
+        """Per digital direction, int64 [2]: (blocks sent, failed) that client
+        ``client``'s link has counted since the last reset, all clients on it together."""
+        return {
+            d: np.array(self._client_links[d][client].block_counts(), np.int64)
+            for d, counters in self._client_blocks.items()
+            if counters
+        }
+
+    def credit_blocks(self, client: int, before: dict[Direction, np.ndarray]) -> None:
+        """Add to client ``client``'s counters what its links counted since ``before``
+        (:meth:`link_block_totals`): its own traffic, when its calls ran in between."""
+        for d, start in self.link_block_totals(client).items():
+            self._client_blocks[d][client].assign_add(start - before[d])
 
     def _count_blocks(self, direction: Direction, client: int | None) -> None:
         """Add the last call's code blocks to ``client``'s counters (digital only)."""

@@ -91,7 +91,8 @@ def split_learning_step(
     gradients, g_check [B, d]). The encoder gradients come from the received
     gradient g_check only: the channel is never differentiated. ``centroid_mask``
     float32 [C] (0/1) leaves classes without a centroid out of the regularizer.
-    ``client`` picks the client's links (:meth:`RadioLinks.uplink`).
+    ``client`` picks the client's links (:meth:`RadioLinks.uplink`); its code
+    blocks are credited per pass (:meth:`Algorithm.local_pass`), not per call.
     """
     return cut_layer_gradients(
         encoder,
@@ -102,8 +103,8 @@ def split_learning_step(
         centroid_mask,
         lam,
         reduction,
-        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client=client)[0],
-        downlink=lambda g: radio.downlink(g[None], snr_dl[None], client=client)[0],
+        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client, count_client=False)[0],
+        downlink=lambda g: radio.downlink(g[None], snr_dl[None], client, count_client=False)[0],
     )
 
 
