@@ -382,7 +382,7 @@ def test_encoders_learn_only_from_what_crosses_the_downlink():
 
     alg = ideal_federation(tiny_config("model.encoders=homogeneous", "training.local_iterations=2"))
     # before the first (traced) step, so the compiled steps call this downlink
-    alg.radio.downlink = lambda gradients, snr_db, client=None: tf.zeros_like(gradients)
+    alg.radio.downlink = lambda gradients, snr_db, *_, **__: tf.zeros_like(gradients)
     encoders = [_flat_weights(c.encoder.trainable_weights) for c in alg.clients]
     decoder = _flat_weights(alg.decoder.trainable_weights)
     stats = alg.run_round(0, np.random.default_rng(0))
