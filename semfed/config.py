@@ -229,6 +229,12 @@ class TrainingConfig:
     and optimizer state); their outputs (features, logits, centroids), the
     losses and the radio link stay float32. Fast on CPUs with AVX-512 BF16 or
     AMX and on recent GPUs; slow where the hardware lacks bfloat16.
+
+    ``weight_gradient``: ``"auto"`` computes the encoders' late convolution kernel
+    gradients as one matrix product where oneDNN's bfloat16 kernel is slow
+    (bfloat16, no GPU, output of at most 4 x 4; semfed/convolution.py), the
+    same sum in another order; ``"native"`` always uses TensorFlow's kernel.
+    float32 runs are the same either way.
     """
 
     rounds: int = 200
@@ -242,6 +248,7 @@ class TrainingConfig:
     seed: int = 0
     checkpoint_every: int = 10
     precision: Literal["float32", "bfloat16"] = "float32"
+    weight_gradient: Literal["auto", "native"] = "auto"
 
     def __post_init__(self) -> None:
         _require(self.rounds >= 1, "rounds", self.rounds, ">= 1")

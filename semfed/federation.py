@@ -89,6 +89,7 @@ def build_clients(config: RunConfig, data: ImageDataset, partition: Partition) -
             f"encoder_{split.id}",
             bn_momentum=config.model.bn_momentum,
             policy=policy,
+            weight_gradient=config.training.weight_gradient,
         )
         decoder = build_decoder(
             config.model.feature_dim, config.model.decoder_hidden, data.num_classes, policy

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 
 from semfed.config import ModelConfig
+from semfed.convolution import StridedConv2D
 
 
 @dataclass(frozen=True)
@@ -59,18 +60,19 @@ def build_encoder(
     name: str,
     bn_momentum: float = 0.9,
     policy: str = "float32",
+    weight_gradient: str = "auto",
 ) -> keras.Model:
     """Images uint8-scaled floats [B, H, W, C] in [-1, 1] -> features float32 [B, d].
 
     ``bn_momentum``: the batch-norm moving-average momentum (``model.bn_momentum``);
-    ``policy``: the Keras dtype policy of the hidden layers.
+    ``policy``: the Keras dtype policy of the hidden layers; ``weight_gradient``
+    (``training.weight_gradient``): how the convolutions' kernel gradients are
+    computed (:class:`semfed.convolution.StridedConv2D`).
     """
     x_in = keras.Input(shape=input_shape)
     x = x_in
     for i, f in enumerate(spec.filters):
-        x = keras.layers.Conv2D(
-            f, spec.kernel_size, strides=2, padding="same", use_bias=(i == 0), dtype=policy
-        )(x)
+        x = StridedConv2D(f, spec.kernel_size, weight_gradient, use_bias=(i == 0), dtype=policy)(x)
         if i > 0:
             x = keras.layers.BatchNormalization(momentum=bn_momentum, dtype=policy)(x)
         x = keras.layers.LeakyReLU(negative_slope=0.2, dtype=policy)(x)
