@@ -106,7 +106,7 @@ class Evaluator:
         def scores(x, snr_db):
             f = normalize_power(encoder(x, training=False))
             # shared by the clients of a link: no per-client block count (training's only)
-            f_hat = radio.uplink(f[None], snr_db[None], client_index, count_client=False)[0]
+            f_hat = radio.uplink(f[None], snr_db[None], client_index)[0]
             personal = own(f_hat, training=False)
             glob = personal if shared is None else shared(f_hat, training=False)
             return f_hat, personal, glob

@@ -18,7 +18,8 @@ client on a faster MCS sends its payload in fewer slots.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -108,7 +109,7 @@ class RadioLinks:
             for d, configs in self.client_configs.items()
         }
         # Per client and digital direction: (code blocks sent, failed) since the last
-        # reset, of the calls that named the client.
+        # reset, credited by crediting() around the client's own calls.
         self._client_blocks: dict[Direction, tuple[tf.Variable, ...]] = {
             d: tuple(
                 tf.Variable([0, 0], dtype=tf.int64, trainable=False)
@@ -133,42 +134,35 @@ class RadioLinks:
         return next(iter(links.values()))
 
     def uplink(
-        self,
-        features: tf.Tensor,
-        snr_db: tf.Tensor,
-        client: int | None = None,
-        count_client: bool = True,
+        self, features: tf.Tensor, snr_db: tf.Tensor, client: int | None = None
     ) -> tf.Tensor:
         """Power-normalised features float32 [U, B, d], SNRs float32 [U] -> received [U, B, d].
 
         ``client``: the index of the one client sending (U = 1); needed when
-        clients use different links (``mcs = "auto"``). Its code blocks (digital)
-        are added to that client's counters unless ``count_client`` is False: a
-        compiled step that several clients of one link share names the first of
-        them, and :meth:`credit_blocks` credits each client's pass instead.
+        clients use different links (``mcs = "auto"``). Code blocks (digital) are
+        counted on the link; :meth:`crediting` gives a client its own.
         """
         if self.ideal:
             return features
-        received = self.link("uplink", client)(features, snr_db)
-        if count_client:
-            self._count_blocks("uplink", client)
-        return received
+        return self.link("uplink", client)(features, snr_db)
 
     def downlink(
-        self,
-        gradients: tf.Tensor,
-        snr_db: tf.Tensor,
-        client: int | None = None,
-        count_client: bool = True,
+        self, gradients: tf.Tensor, snr_db: tf.Tensor, client: int | None = None
     ) -> tf.Tensor:
         """Gradients float32 [U, B, d], SNRs float32 [U] -> received gradients [U, B, d]
-        (``client`` and ``count_client`` as in :meth:`uplink`)."""
+        (``client`` as in :meth:`uplink`)."""
         if self.ideal:
             return gradients
-        received = self.link("downlink", client).send_gradients(gradients, snr_db)
-        if count_client:
-            self._count_blocks("downlink", client)
-        return received
+        return self.link("downlink", client).send_gradients(gradients, snr_db)
+
+    @contextmanager
+    def crediting(self, client: int) -> Iterator[None]:
+        """Credit client ``client`` with the code blocks its links count inside the
+        ``with`` block: the calls there are its own, even through a compiled step
+        that the link's clients share."""
+        before = self.link_block_totals(client)
+        yield
+        self.credit_blocks(client, before)
 
     def link_block_totals(self, client: int) -> dict[Direction, np.ndarray]:
         """Per digital direction, int64 [2]: (blocks sent, failed) that client
@@ -184,12 +178,6 @@ class RadioLinks:
         (:meth:`link_block_totals`): its own traffic, when its calls ran in between."""
         for d, start in self.link_block_totals(client).items():
             self._client_blocks[d][client].assign_add(start - before[d])
-
-    def _count_blocks(self, direction: Direction, client: int | None) -> None:
-        """Add the last call's code blocks to ``client``'s counters (digital only)."""
-        counters = self._client_blocks[direction]
-        if counters and client is not None:
-            counters[client].assign_add(self._client_links[direction][client].last_block_counts())
 
     def group(self, client: int) -> tuple[LinkConfig, LinkConfig]:
         """A key equal for clients on the same uplink and downlink (they may share steps)."""
@@ -250,7 +238,7 @@ class RadioLinks:
     def block_record(self) -> dict[str, float | int | None]:
         """Per digital direction since the last reset, summed over its links:
         ``{dir}_blocks``, ``{dir}_block_errors`` (failed CRC) and ``{dir}_bler``;
-        per client, from the calls that named it, ``{dir}_blocks_per_client``,
+        per client, what :meth:`crediting` credited it, ``{dir}_blocks_per_client``,
         ``{dir}_block_errors_per_client`` and ``{dir}_bler_per_client`` (None for a
         client that sent no block); empty when both directions are analog."""
         out: dict[str, float | int | None] = {}

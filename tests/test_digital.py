@@ -245,8 +245,10 @@ def test_block_record_counts_each_client_on_a_shared_link():
     """Two clients on one 16-QAM rate-1/2 link (4-bit features: B = 71 samples
     fill exactly 16 blocks a call, header): client 0 at 20 dB loses none of its 16
     uplink blocks; client 1 at -10 dB loses all 32 of its two calls' blocks and
-    all 16 of its one downlink call's. Totals are the per-client sums; the uplink
-    BLER is 32 / 48; a client that sent nothing has no BLER; reset zeroes all."""
+    all 16 of its one downlink call's. Each client is credited what its links
+    counted inside its ``crediting`` block, whichever client a call named; the
+    totals also hold a call outside any (uplink BLER 32 / 64); a client that sent
+    nothing has no BLER; reset zeroes all."""
     from semfed.radio import RadioLinks
 
     config = digital(modulation="16qam", code_rate=0.5, quant_bits=4)
@@ -254,16 +256,21 @@ def test_block_record_counts_each_client_on_a_shared_link():
     assert radio.link("uplink", 0) is radio.link("uplink", 1)  # one link, shared
     x = tf.random.normal([1, 71, 64], seed=1)
     radio.reset_counts()
-    radio.uplink(x, tf.constant([20.0]), client=0)
-    radio.uplink(x, tf.constant([-10.0]), client=1)
-    radio.uplink(x, tf.constant([-10.0]), client=1)
-    radio.downlink(x, tf.constant([-10.0]), client=1)
+    with radio.crediting(0):
+        radio.uplink(x, tf.constant([20.0]), client=0)
+    # the link's clients share it: a call naming client 0 inside client 1's block
+    # (a compiled step traced for client 0) is client 1's traffic
+    with radio.crediting(1):
+        radio.uplink(x, tf.constant([-10.0]), client=1)
+        radio.uplink(x, tf.constant([-10.0]), client=0)
+        radio.downlink(x, tf.constant([-10.0]), client=1)
+    radio.uplink(x, tf.constant([20.0]), client=0)  # no crediting: the link's total only
     record = radio.block_record()
     assert record["uplink_blocks_per_client"] == [16, 32]
     assert record["uplink_block_errors_per_client"] == [0, 32]
     assert record["uplink_bler_per_client"] == [0.0, 1.0]
-    assert (record["uplink_blocks"], record["uplink_block_errors"]) == (48, 32)
-    assert record["uplink_bler"] == pytest.approx(32 / 48)
+    assert (record["uplink_blocks"], record["uplink_block_errors"]) == (64, 32)
+    assert record["uplink_bler"] == pytest.approx(32 / 64)
     assert record["downlink_blocks_per_client"] == [0, 16]
     assert record["downlink_bler_per_client"] == [None, 1.0]
     radio.reset_counts()

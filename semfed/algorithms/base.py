@@ -237,7 +237,7 @@ def local_model_step(
         target_mask,
         lam,
         reduction,
-        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client, count_client=False)[0],
+        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client)[0],
         downlink=lambda g: g,
     )
 
@@ -495,10 +495,9 @@ class Algorithm:
         x_all, y_all = self._train_tensors(client)
         draws, counts = sionna_state(), self.radio.counter_state()
         # code blocks: the step shared by a link's clients counts on the link, and the
-        # pass's difference is this client's (RadioLinks.credit_blocks)
-        k = self._radio_index[client.id]
-        blocks = self.radio.link_block_totals(k)
-        with self.workspaces.borrow(client) as ws:
+        # pass's difference is this client's
+        crediting = self.radio.crediting(self._radio_index[client.id])
+        with crediting, self.workspaces.borrow(client) as ws:
             *outputs, ok = step.fast_pass(x_all, y_all, tf.constant(schedule, tf.int32), *step_args)
             if not bool(ok):
                 # Something was NaN or Inf: redo the pass from the client's state,
@@ -508,7 +507,6 @@ class Algorithm:
                 self.radio.set_counter_state(counts)
                 outputs = _guarded_pass(step, x_all, y_all, schedule, step_args)
         loss, ce, reg, f_hat, finite = outputs
-        self.radio.credit_blocks(k, blocks)
         # One device-to-host transfer per pass, not per mini-batch: a non-finite
         # step was not applied (the guard), so finding it after the pass is enough.
         finite = finite.numpy()

@@ -103,8 +103,8 @@ def split_learning_step(
         centroid_mask,
         lam,
         reduction,
-        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client, count_client=False)[0],
-        downlink=lambda g: radio.downlink(g[None], snr_dl[None], client, count_client=False)[0],
+        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client)[0],
+        downlink=lambda g: radio.downlink(g[None], snr_dl[None], client)[0],
     )
 
 
