@@ -232,7 +232,7 @@ class TrainingConfig:
 
     ``weight_gradient``: ``"auto"`` computes the encoders' late convolution kernel
     gradients as one matrix product where oneDNN's bfloat16 kernel is slow
-    (bfloat16, no GPU, output of at most 4 x 4; semfed/convolution.py), the
+    (bfloat16, no GPU, output of at most 8 x 8; semfed/convolution.py), the
     same sum in another order; ``"native"`` always uses TensorFlow's kernel.
     float32 runs are the same either way.
     """

@@ -1,9 +1,9 @@
 """The encoders' stride-2 convolution, with a faster weight gradient for bfloat16 on a CPU.
 
-oneDNN's bfloat16 weight-gradient kernels are slow at the encoders' late layers,
-where the output is 4 x 4 or smaller: 3.5 ms for 128 -> 256 channels at batch
-32, slower than float32 (2.9 ms), against 1.7 ms for the same sum written as
-one matrix product (``docs/performance.md``). :class:`StridedConv2D` keeps
+oneDNN's bfloat16 weight-gradient kernels are slow at the encoders' later layers,
+where the output is 8 x 8 or smaller: 3.5 ms for 128 -> 256 channels at 4 x 4
+and batch 32, slower than float32 (2.9 ms), against 1.7 ms for the same sum
+written as one matrix product (``docs/performance.md``). :class:`StridedConv2D` keeps
 Keras's forward pass and input gradient and, where that rule says so
 (:func:`matmul_weight_gradient_applies`), computes the kernel's gradient as
 
@@ -22,8 +22,10 @@ import keras
 import tensorflow as tf
 
 #: The matrix-product weight gradient is used when a convolution's output has at
-#: most this many positions (4 x 4); above it oneDNN's kernel is as fast or faster.
-MAX_OUTPUT_POSITIONS = 16
+#: most this many positions (8 x 8). Inside a training step it was faster up to 8 x 8
+#: (encoder steps 0.716 x float32's with 4 x 4, 0.679 x with 8 x 8, 0.684 x with
+#: 16 x 16 as well; docs/performance.md); alone, oneDNN's kernel ties it at 8 x 8.
+MAX_OUTPUT_POSITIONS = 64
 
 #: ``training.weight_gradient`` values.
 WEIGHT_GRADIENTS = ("auto", "native")
