@@ -408,7 +408,9 @@ def test_cli_names_round_and_client_and_the_diverged_state_reloads(tmp_path, mon
 
     def poisoned(config, **kwargs):  # client 1's images are NaN: its every step is bad
         alg, partition = build(config, **kwargs)
-        alg.clients[1].x_train[:] = np.nan
+        # a poisoned array in place of the client's (its arrays become read-only once
+        # a pass has converted them to tensors)
+        alg.clients[1].x_train = np.full_like(alg.clients[1].x_train, np.nan)
         built["alg"] = alg
         return alg, partition
 
