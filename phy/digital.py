@@ -29,8 +29,8 @@ link configured with ``mmse`` equalises with ``lmmse``.
 
 Every call adds its code blocks and those that failed their CRC to counters
 (:meth:`DigitalLink.block_counts`), so a training round can report its block
-error rate; :meth:`DigitalLink.last_block_counts` holds the last call's alone,
-so a caller that knows which user sent can count per user. The chain is not
+error rate; a caller that knows which user sent counts per user from their
+difference around its calls. The chain is not
 differentiable (quantizer, hard decisions): the training code never
 differentiates the channel.
 """
@@ -203,8 +203,6 @@ class DigitalLink(Link):
         # Code blocks sent and failed (CRC), summed over calls until reset.
         self._blocks_sent = tf.Variable(0, dtype=tf.int64, trainable=False)
         self._blocks_failed = tf.Variable(0, dtype=tf.int64, trainable=False)
-        # The last feature call's (sent, failed), for per-user accounting by the caller.
-        self._last_counts = tf.Variable([0, 0], dtype=tf.int64, trainable=False)
         self._blocks_fn = tf.function(self._blocks_graph, **self._compile)
         self._uncoded_fn = tf.function(self._uncoded_graph, **self._compile)
 
@@ -219,18 +217,13 @@ class DigitalLink(Link):
         """(code blocks sent, blocks that failed their CRC) since the last reset."""
         return int(self._blocks_sent.numpy()), int(self._blocks_failed.numpy())
 
-    def last_block_counts(self) -> tf.Variable:
-        """int64 [2]: (code blocks sent, blocks failed) of the last feature call alone
-        (a variable: read it, or add it to another, without a host sync)."""
-        return self._last_counts
-
     def reset_counts(self) -> None:
         self._blocks_sent.assign(0)
         self._blocks_failed.assign(0)
 
     def counter_variables(self) -> list[tf.Variable]:
         """Every code-block counter of this link (for a caller that must put them back)."""
-        return [self._blocks_sent, self._blocks_failed, self._last_counts]
+        return [self._blocks_sent, self._blocks_failed]
 
     def transmit_blocks(self, num_users: int, num_slots: int, snr_db: SnrArg = None) -> BlockOutput:
         """Random payload in ``num_slots`` full slots per user, coded and decoded.
@@ -299,7 +292,6 @@ class DigitalLink(Link):
         failed = tf.reduce_sum(tf.cast(tf.logical_not(crc_ok[:, :carrying]), tf.int64))
         self._blocks_sent.assign_add(sent)
         self._blocks_failed.assign_add(failed)
-        self._last_counts.assign(tf.stack([sent, failed]))
         lost = tf.broadcast_to(crc_ok[..., tf.newaxis], decoded.shape)
         lost = tf.logical_not(tf.reshape(lost, [num_users, -1])[:, :num_bits])
         return tf.reshape(decoded, [num_users, -1])[:, :num_bits], lost

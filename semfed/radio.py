@@ -114,7 +114,7 @@ class RadioLinks:
             d: tuple(
                 tf.Variable([0, 0], dtype=tf.int64, trainable=False)
                 for link in links
-                if hasattr(link, "last_block_counts")
+                if hasattr(link, "block_counts")
             )
             for d, links in self._client_links.items()
         }
@@ -160,11 +160,12 @@ class RadioLinks:
         """Credit client ``client`` with the code blocks its links count inside the
         ``with`` block: the calls there are its own, even through a compiled step
         that the link's clients share."""
-        before = self.link_block_totals(client)
+        before = self._link_block_totals(client)
         yield
-        self.credit_blocks(client, before)
+        for d, total in self._link_block_totals(client).items():
+            self._client_blocks[d][client].assign_add(total - before[d])
 
-    def link_block_totals(self, client: int) -> dict[Direction, np.ndarray]:
+    def _link_block_totals(self, client: int) -> dict[Direction, np.ndarray]:
         """Per digital direction, int64 [2]: (blocks sent, failed) that client
         ``client``'s link has counted since the last reset, all clients on it together."""
         return {
@@ -172,12 +173,6 @@ class RadioLinks:
             for d, counters in self._client_blocks.items()
             if counters
         }
-
-    def credit_blocks(self, client: int, before: dict[Direction, np.ndarray]) -> None:
-        """Add to client ``client``'s counters what its links counted since ``before``
-        (:meth:`link_block_totals`): its own traffic, when its calls ran in between."""
-        for d, start in self.link_block_totals(client).items():
-            self._client_blocks[d][client].assign_add(start - before[d])
 
     def group(self, client: int) -> tuple[LinkConfig, LinkConfig]:
         """A key equal for clients on the same uplink and downlink (they may share steps)."""
