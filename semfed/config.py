@@ -235,6 +235,10 @@ class TrainingConfig:
     (bfloat16, no GPU, output of at most 8 x 8; semfed/convolution.py), the
     same sum in another order; ``"native"`` always uses TensorFlow's kernel.
     float32 runs are the same either way.
+
+    ``fused_adam``: Adam's update of each variable in one fused kernel
+    (:class:`semfed.optimizers.FusedAdam`, the same update as Keras's to
+    rounding); false keeps Keras's element-wise kernels.
     """
 
     rounds: int = 200
@@ -249,6 +253,7 @@ class TrainingConfig:
     checkpoint_every: int = 10
     precision: Literal["float32", "bfloat16"] = "float32"
     weight_gradient: Literal["auto", "native"] = "auto"
+    fused_adam: bool = True
 
     def __post_init__(self) -> None:
         _require(self.rounds >= 1, "rounds", self.rounds, ">= 1")

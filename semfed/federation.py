@@ -15,16 +15,11 @@ import numpy as np
 
 from semfed.config import RunConfig
 from semfed.models import build_decoder, build_encoder, dtype_policy, encoder_specs
+from semfed.optimizers import make_optimizer
 from semfed.partition import Partition
 
 if TYPE_CHECKING:
     from semfed.data import ImageDataset
-
-
-def make_optimizer(name: str, lr: float) -> keras.optimizers.Optimizer:
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate=lr)
-    return keras.optimizers.SGD(learning_rate=lr)
 
 
 def scale_images(x: np.ndarray) -> np.ndarray:
@@ -94,8 +89,9 @@ def build_clients(config: RunConfig, data: ImageDataset, partition: Partition) -
         decoder = build_decoder(
             config.model.feature_dim, config.model.decoder_hidden, data.num_classes, policy
         )
-        enc_opt = make_optimizer(config.training.client_optimizer, config.training.client_lr)
-        dec_opt = make_optimizer(config.training.server_optimizer, config.training.server_lr)
+        fused = config.training.fused_adam
+        enc_opt = make_optimizer(config.training.client_optimizer, config.training.client_lr, fused)
+        dec_opt = make_optimizer(config.training.server_optimizer, config.training.server_lr, fused)
         enc_opt.build(encoder.trainable_variables)
         dec_opt.build(decoder.trainable_variables)
         clients.append(

@@ -44,6 +44,7 @@ def test_int_accepted_for_float_and_list_to_tuple():
         ("link.cyclic_prefix_length=49", "link.cyclic_prefix_length = 49"),
         ("link.uplink_snr_db=[1, 2, 3]", "link.uplink_snr_db = [1.0, 2.0, 3.0]"),
         ("algorithm.scg_loss='cosine'", "algorithm.scg_loss = 'cosine'"),
+        ("training.fused_adam='yes'", "training.fused_adam = 'yes'"),
         ("training", "expected section.key=value"),
     ],
 )

@@ -236,16 +236,16 @@ def test_bench_compare_refuses_bad_requests(argv, message, capsys, tmp_path):
     assert message in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["adam", "sgd"])
+@pytest.mark.parametrize(("name", "fused"), [("adam", True), ("adam", False), ("sgd", True)])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_a_non_finite_gradient_leaves_a_non_finite_weight(name, bad):
+def test_a_non_finite_gradient_leaves_a_non_finite_weight(name, fused, bad):
     """What the end-of-pass check relies on: one NaN or Inf gradient entry makes that
-    weight non-finite after the update (Adam: m / sqrt(v) is NaN; SGD: w - lr * g),
-    and later finite updates do not bring it back."""
-    from semfed.federation import make_optimizer
+    weight non-finite after the update (Adam, fused or Keras's: m / sqrt(v) is NaN;
+    SGD: w - lr * g), and later finite updates do not bring it back."""
+    from semfed.optimizers import make_optimizer
 
     v = tf.Variable([1.0, 2.0])
-    opt = make_optimizer(name, 0.01)
+    opt = make_optimizer(name, 0.01, fused)
     opt.apply_gradients([(tf.constant([0.5, bad]), v)])
     for _ in range(3):
         opt.apply_gradients([(tf.constant([0.5, 0.5]), v)])

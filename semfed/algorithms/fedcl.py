@@ -50,7 +50,7 @@ from semfed.algorithms.base import (
     weighted_class_means,
 )
 from semfed.config import ConfigError, RunConfig
-from semfed.federation import Client, make_optimizer
+from semfed.federation import Client
 from semfed.losses import (
     scg_loss_infonce,
     scg_loss_printed,
@@ -62,6 +62,7 @@ from semfed.models import (
     normalization_weight_indices,
     scg_inputs,
 )
+from semfed.optimizers import make_optimizer
 from semfed.radio import RadioLinks
 from semfed.streams import generator
 from semfed.workspace import Workspace
@@ -160,7 +161,9 @@ class FedCL(Algorithm):
                     generator(config.training.seed, "scg_input"),
                 )
             )
-            self.scg_optimizer = make_optimizer("adam", config.algorithm.scg_lr)
+            self.scg_optimizer = make_optimizer(
+                "adam", config.algorithm.scg_lr, config.training.fused_adam
+            )
             self.scg_optimizer.build(self.scg.trainable_variables)
         elif self.centroid_source == "mean":
             self.mean_centroids = VariableStore(
