@@ -1,19 +1,25 @@
-"""The encoders' stride-2 convolution, with a faster weight gradient for bfloat16 on a CPU.
+"""The encoders' stride-2 convolution, with faster kernels for bfloat16 on a CPU.
 
-oneDNN's bfloat16 weight-gradient kernels are slow at the encoders' later layers,
-where the output is 8 x 8 or smaller: 3.5 ms for 128 -> 256 channels at 4 x 4
-and batch 32, slower than float32 (2.9 ms), against 1.7 ms for the same sum
-written as one matrix product (``docs/performance.md``). :class:`StridedConv2D` keeps
-Keras's forward pass and input gradient and, where that rule says so
-(:func:`matmul_weight_gradient_applies`), computes the kernel's gradient as
+oneDNN's bfloat16 convolution kernels are slow at the encoders' later layers,
+where the output is 8 x 8 or smaller: the weight gradient for 128 -> 256
+channels at 4 x 4 and batch 32 takes 3.5 ms, slower than float32 (2.9 ms),
+against 1.7 ms for the same sum written as one matrix product
+(``docs/performance.md``). :class:`StridedConv2D` is Keras's convolution where
+nothing faster applies, and otherwise (:func:`matmul_weight_gradient_applies`,
+:func:`matmul_convolution_applies`) works on the same matrices:
 
-    dW[i, j, :, :] = sum over (b, y, x) of x_pad[b, 2y + i, 2x + j, :]^T dy[b, y, x, :]
+    columns[(b, y, x), (i, j, c)] = x_pad[b, 2y + i, 2x + j, c]
+    y = columns @ W,   dW = columns^T @ dy,   d columns = dy @ W^T
 
-through a space-to-depth rearrangement: the padded input, cut into 2 x 2 cells,
-is a stride-1 grid of 4 C_in channels, so the k x k stride-2 kernel becomes a
-ceil(k/2) x ceil(k/2) stride-1 kernel whose taps are contiguous slices of that
-grid, and all taps go into one matrix product. The weights, the forward pass
-and the float32 path are Keras's own; only the order of the summation differs.
+built through a space-to-depth rearrangement: the padded input, cut into 2 x 2
+cells, is a stride-1 grid of 4 C_in channels, so the k x k stride-2 kernel
+becomes a ceil(k/2) x ceil(k/2) stride-1 kernel whose taps are contiguous
+slices of that grid, and all taps go into one matrix product. Up to 8 x 8
+outputs only the kernel gradient is computed so (the forward pass and the input
+gradient stay Keras's); up to 4 x 4 outputs with an even kernel the whole
+convolution is (forward, kernel gradient, and the input gradient, whose
+columns are added back onto the cells they came from). The weights and the
+float32 path are Keras's own; only the order of the summation differs.
 """
 
 from __future__ import annotations
@@ -26,6 +32,14 @@ import tensorflow as tf
 #: (encoder steps 0.716 x float32's with 4 x 4, 0.679 x with 8 x 8, 0.684 x with
 #: 16 x 16 as well; docs/performance.md); alone, oneDNN's kernel ties it at 8 x 8.
 MAX_OUTPUT_POSITIONS = 64
+
+#: The whole convolution is a matrix product when its output has at most this many
+#: positions (4 x 4) and its kernel size is even (an odd one would be zero-padded to
+#: the next even size, multiplying the work by up to 16/9). Inside bfloat16 encoder
+#: steps (benchmarks/weight_gradient.py, docs/performance.md) it cut the deep
+#: variant's step by about a sixth and left the others within noise; at 8 x 8 and for
+#: odd kernels it was slower.
+MAX_MATMUL_CONVOLUTION_POSITIONS = 16
 
 #: ``training.weight_gradient`` values.
 WEIGHT_GRADIENTS = ("auto", "native")
@@ -49,9 +63,72 @@ def matmul_weight_gradient_applies(
     )
 
 
+def matmul_convolution_applies(
+    output_positions: int, kernel_size: int, compute_dtype: str, mode: str = "auto"
+) -> bool:
+    """Whether a stride-2 convolution runs whole as matrix products
+    (:func:`strided_convolution`): ``mode`` ``"auto"``, bfloat16 compute, no GPU, an
+    output of at most ``MAX_MATMUL_CONVOLUTION_POSITIONS`` and an even kernel."""
+    return (
+        mode == "auto"
+        and compute_dtype == "bfloat16"
+        and output_positions <= MAX_MATMUL_CONVOLUTION_POSITIONS
+        and kernel_size % 2 == 0
+        and not _on_gpu()
+    )
+
+
 def _same_padding(size: int, out: int, kernel: int) -> int:
     """Leading zero rows (or columns) of TensorFlow's SAME padding at stride 2."""
     return max((out - 1) * 2 + kernel - size, 0) // 2
+
+
+def _cells(x: tf.Tensor, kernel_size: int) -> tuple[tf.Tensor, tuple[int, int, int, int]]:
+    """The SAME-padded input cut into 2 x 2 cells, and (oh, ow, top, left).
+
+    x [B, H, W, C] -> cells [B, oh + taps - 1, ow + taps - 1, 4 C], channel
+    (di * 2 + dj) * C + c, where taps = ceil(k / 2); (top, left) are the leading
+    zero rows and columns of the padding.
+    """
+    k = kernel_size
+    _, h, w, _ = x.shape
+    oh, ow = -(-h // 2), -(-w // 2)
+    taps = (k + 1) // 2
+    top, left = _same_padding(h, oh, k), _same_padding(w, ow, k)
+    hp, wp = 2 * (oh - 1 + taps), 2 * (ow - 1 + taps)
+    padded = tf.pad(x, [[0, 0], [top, hp - h - top], [left, wp - w - left], [0, 0]])
+    return tf.nn.space_to_depth(padded, 2), (oh, ow, top, left)
+
+
+def _columns(x: tf.Tensor, kernel_size: int) -> tf.Tensor:
+    """x [B, H, W, C] -> columns [B * oh * ow, taps * taps * 4 C], one row per output
+    position, columns ordered (a, c, di, dj, channel) for kernel tap (2a + di, 2c + dj)."""
+    taps = (kernel_size + 1) // 2
+    cells, (oh, ow, _, _) = _cells(x, kernel_size)
+    cols = tf.concat(
+        [cells[:, a : a + oh, c : c + ow, :] for a in range(taps) for c in range(taps)], axis=-1
+    )
+    return tf.reshape(cols, [-1, cols.shape[-1]])
+
+
+def _kernel_rows(kernel: tf.Tensor) -> tf.Tensor:
+    """Kernel [k, k, C_in, C_out] -> [taps * taps * 4 C_in, C_out] in the row order of
+    :func:`_columns` (taps beyond k, for an odd k, are zero)."""
+    k, _, ci, co = kernel.shape
+    taps = (k + 1) // 2
+    w = tf.pad(kernel, [[0, 2 * taps - k], [0, 2 * taps - k], [0, 0], [0, 0]])
+    w = tf.transpose(tf.reshape(w, [taps, 2, taps, 2, ci, co]), [0, 2, 1, 3, 4, 5])
+    return tf.reshape(w, [-1, co])
+
+
+def _rows_to_kernel(rows: tf.Tensor, kernel_size: int) -> tf.Tensor:
+    """The inverse of :func:`_kernel_rows`: [taps * taps * 4 C_in, C_out] -> [k, k, C_in, C_out]."""
+    k = kernel_size
+    taps = (k + 1) // 2
+    co = rows.shape[-1]
+    ci = rows.shape[0] // (4 * taps * taps)
+    g = tf.transpose(tf.reshape(rows, [taps, taps, 2, 2, ci, co]), [0, 2, 1, 3, 4, 5])
+    return tf.reshape(g, [2 * taps, 2 * taps, ci, co])[:k, :k]
 
 
 def strided_weight_gradient(x: tf.Tensor, dy: tf.Tensor, kernel_size: int) -> tf.Tensor:
@@ -61,24 +138,55 @@ def strided_weight_gradient(x: tf.Tensor, dy: tf.Tensor, kernel_size: int) -> tf
     same dtype. Returns [k, k, C_in, C_out], the gradient of sum(dy * conv(x, W))
     with respect to W, equal to ``tf.nn.conv2d_backprop_filter`` up to rounding.
     """
-    k = kernel_size
+    co = dy.shape[-1]
+    g = tf.matmul(_columns(x, kernel_size), tf.reshape(dy, [-1, co]), transpose_a=True)
+    return _rows_to_kernel(g, kernel_size)
+
+
+def strided_convolution(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """A stride-2, SAME-padded convolution and both its gradients, as matrix products.
+
+    x [B, H, W, C_in], kernel [k, k, C_in, C_out], same dtype -> [B, ceil(H/2),
+    ceil(W/2), C_out], equal to ``tf.nn.conv2d(x, kernel, 2, "SAME")`` up to
+    rounding, and so are its gradients: the kernel's is :func:`strided_weight_gradient`
+    on the forward pass's columns, the input's is dy @ W^T added back onto the cells
+    each column was cut from, then un-padded.
+    """
+    k = kernel.shape[0]
+    taps = (k + 1) // 2
     _, h, w, ci = x.shape
-    _, oh, ow, co = dy.shape
-    taps = (k + 1) // 2  # taps per axis of the stride-1 kernel on the 2 x 2 cells
-    top, left = _same_padding(h, oh, k), _same_padding(w, ow, k)
-    hp, wp = 2 * (oh - 1 + taps), 2 * (ow - 1 + taps)
-    cells = tf.nn.space_to_depth(
-        tf.pad(x, [[0, 0], [top, hp - h - top], [left, wp - w - left], [0, 0]]), 2
-    )  # [B, oh + taps - 1, ow + taps - 1, 4 C_in], channel = (di * 2 + dj) * C_in + c
-    cols = tf.concat(
-        [cells[:, a : a + oh, c : c + ow, :] for a in range(taps) for c in range(taps)], axis=-1
-    )
-    g = tf.matmul(
-        tf.reshape(cols, [-1, taps * taps * 4 * ci]), tf.reshape(dy, [-1, co]), transpose_a=True
-    )
-    # rows are (a, c, di, dj, c_in) with kernel tap (i, j) = (2a + di, 2c + dj)
-    g = tf.transpose(tf.reshape(g, [taps, taps, 2, 2, ci, co]), [0, 2, 1, 3, 4, 5])
-    return tf.reshape(g, [2 * taps, 2 * taps, ci, co])[:k, :k]
+    co = kernel.shape[-1]
+
+    @tf.custom_gradient
+    def conv(x, kernel):
+        cols = _columns(x, k)
+        rows = _kernel_rows(kernel)
+        oh, ow = -(-h // 2), -(-w // 2)
+        y = tf.reshape(tf.matmul(cols, rows), [-1, oh, ow, co])
+
+        def grad(dy):
+            dy2 = tf.reshape(dy, [-1, co])
+            dkernel = _rows_to_kernel(tf.matmul(cols, dy2, transpose_a=True), k)
+            dcols = tf.reshape(
+                tf.matmul(dy2, rows, transpose_b=True), [-1, oh, ow, taps * taps, 4 * ci]
+            )
+            dcells = tf.add_n(
+                [
+                    tf.pad(
+                        dcols[:, :, :, a * taps + c, :],
+                        [[0, 0], [a, taps - 1 - a], [c, taps - 1 - c], [0, 0]],
+                    )
+                    for a in range(taps)
+                    for c in range(taps)
+                ]
+            )
+            top, left = _same_padding(h, oh, k), _same_padding(w, ow, k)
+            dx = tf.nn.depth_to_space(dcells, 2)[:, top : top + h, left : left + w, :]
+            return dx, dkernel
+
+        return y, grad
+
+    return conv(x, kernel)
 
 
 def _conv_with_matmul_weight_gradient(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
@@ -98,9 +206,10 @@ def _conv_with_matmul_weight_gradient(x: tf.Tensor, kernel: tf.Tensor) -> tf.Ten
 
 
 class StridedConv2D(keras.layers.Conv2D):
-    """Keras's stride-2 SAME ``Conv2D`` (same weights and forward pass) whose kernel
-    gradient is :func:`strided_weight_gradient` where
-    :func:`matmul_weight_gradient_applies`; ``weight_gradient="native"`` never."""
+    """Keras's stride-2 SAME ``Conv2D`` (same weights) that runs whole as
+    :func:`strided_convolution` where :func:`matmul_convolution_applies`, else takes
+    its kernel gradient from :func:`strided_weight_gradient` where
+    :func:`matmul_weight_gradient_applies`; ``weight_gradient="native"``: neither."""
 
     def __init__(self, filters: int, kernel_size: int, weight_gradient: str = "auto", **kwargs):
         if weight_gradient not in WEIGHT_GRADIENTS:
@@ -110,6 +219,10 @@ class StridedConv2D(keras.layers.Conv2D):
 
     def convolution_op(self, inputs, kernel):
         oh, ow = -(-inputs.shape[1] // 2), -(-inputs.shape[2] // 2)
+        k = self.kernel_size[0]
+        if matmul_convolution_applies(oh * ow, k, self.compute_dtype, self.weight_gradient):
+            kernel = tf.cast(tf.convert_to_tensor(kernel), inputs.dtype)
+            return strided_convolution(inputs, kernel)
         if matmul_weight_gradient_applies(oh * ow, self.compute_dtype, self.weight_gradient):
             # a tensor, not the variable: the custom gradient is taken with respect to it
             kernel = tf.cast(tf.convert_to_tensor(kernel), inputs.dtype)

@@ -1,4 +1,5 @@
-"""The stride-2 convolution's matrix-product weight gradient (semfed/convolution.py)."""
+"""The stride-2 convolution as matrix products: its weight gradient, and the whole
+convolution (semfed/convolution.py)."""
 
 import keras
 import numpy as np
@@ -9,7 +10,9 @@ from semfed import convolution
 from semfed.config import ConfigError, load_config
 from semfed.convolution import (
     StridedConv2D,
+    matmul_convolution_applies,
     matmul_weight_gradient_applies,
+    strided_convolution,
     strided_weight_gradient,
 )
 
@@ -61,6 +64,59 @@ def test_weight_gradient_equals_tensorflows(k, size):
     np.testing.assert_allclose(strided_weight_gradient(x, dy, k), want, rtol=1e-5, atol=1e-5)
 
 
+def _convolution_and_gradients(x, kernel, dy):
+    with tf.GradientTape() as tape:
+        tape.watch([x, kernel])
+        y = strided_convolution(x, kernel)
+    dx, dk = tape.gradient(y, [x, kernel], output_gradients=dy)
+    return y, dx, dk
+
+
+def test_convolution_by_hand():
+    # 2 x 2 input, k = 4: one output; SAME pads one zero row and column in front, so
+    # the output is W[1, 1] x[0, 0] + W[1, 2] x[0, 1] + W[2, 1] x[1, 0] + W[2, 2] x[1, 1]
+    kernel = tf.reshape(tf.range(16, dtype=tf.float32), [4, 4, 1, 1])  # W[i, j] = 4i + j
+    dy = tf.constant([[[[2.0]]]])
+    y, dx, dk = _convolution_and_gradients(tf.constant(X22), kernel, dy)
+    assert y.shape == (1, 1, 1, 1)
+    assert float(y[0, 0, 0, 0]) == 5 * 1 + 6 * 2 + 9 * 3 + 10 * 4  # 84
+    # dx[r, c] = dy W[r + 1, c + 1]
+    np.testing.assert_array_equal(dx[0, :, :, 0], [[10.0, 12.0], [18.0, 20.0]])
+    # dW = dy x_pad
+    want = 2.0 * np.array([[0, 0, 0, 0], [0, 1, 2, 0], [0, 3, 4, 0], [0, 0, 0, 0]], np.float32)
+    np.testing.assert_array_equal(dk[:, :, 0, 0], want)
+
+
+def test_convolution_by_hand_two_outputs():
+    # 4 x 1 input, k = 2, no padding in front: y[r] = W[0, 0] x[2r] + W[1, 0] x[2r + 1]
+    # (W[., 1] taps the zero column on the right)
+    x = tf.constant([1.0, 2.0, 3.0, 4.0], shape=[1, 4, 1, 1])
+    kernel = tf.constant([[10.0, 100.0], [1.0, 1000.0]], shape=[2, 2, 1, 1])
+    dy = tf.constant([1.0, -1.0], shape=[1, 2, 1, 1])
+    y, dx, dk = _convolution_and_gradients(x, kernel, dy)
+    np.testing.assert_array_equal(y[0, :, 0, 0], [10 * 1 + 2, 10 * 3 + 4])
+    np.testing.assert_array_equal(dx[0, :, 0, 0], [10.0, 1.0, -10.0, -1.0])
+    np.testing.assert_array_equal(dk[:, :, 0, 0], [[1 - 3, 0.0], [2 - 4, 0.0]])
+
+
+@pytest.mark.parametrize("k", [2, 3, 4, 5])
+@pytest.mark.parametrize("size", [(8, 8), (7, 5), (4, 4), (2, 2), (1, 1)])
+def test_convolution_equals_tensorflows(k, size):
+    rng = np.random.default_rng(k * 10 + size[1])
+    h, w = size
+    oh, ow = -(-h // 2), -(-w // 2)
+    x = tf.constant(rng.normal(size=(3, h, w, 5)).astype(np.float32))
+    kernel = tf.constant(rng.normal(size=(k, k, 5, 6)).astype(np.float32))
+    dy = tf.constant(rng.normal(size=(3, oh, ow, 6)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch([x, kernel])
+        y_ref = tf.nn.conv2d(x, kernel, 2, "SAME")
+    want = [y_ref, *tape.gradient(y_ref, [x, kernel], output_gradients=dy)]
+    for got, ref in zip(_convolution_and_gradients(x, kernel, dy), want, strict=True):
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-4)
+
+
 def _gradients(layer, x):
     with tf.GradientTape() as tape:
         tape.watch(x)
@@ -86,8 +142,11 @@ def test_bfloat16_small_outputs_take_the_matmul_gradient_and_match_keras(monkeyp
     monkeypatch.setattr(
         convolution, "strided_weight_gradient", lambda *a: calls.append(1) or real(*a)
     )
+    monkeypatch.setattr(
+        convolution, "strided_convolution", lambda *a: pytest.fail("whole matmul path taken")
+    )
     monkeypatch.setattr(convolution, "_on_gpu", lambda: False)
-    x = tf.constant(np.random.default_rng(0).normal(size=(4, 8, 8, 8)).astype(np.float32))
+    x = tf.constant(np.random.default_rng(0).normal(size=(4, 16, 16, 8)).astype(np.float32))
     for k in (3, 4):
         ours, ref = _pair("mixed_bfloat16", k)
         (dx, dw), (dx_ref, dw_ref) = _gradients(ours, x), _gradients(ref, x)
@@ -99,7 +158,26 @@ def test_bfloat16_small_outputs_take_the_matmul_gradient_and_match_keras(monkeyp
         np.testing.assert_allclose(
             tf.cast(dw, tf.float32), tf.cast(dw_ref, tf.float32), atol=0.01 * scale
         )
-    assert len(calls) == 2  # 8 x 8 in, 4 x 4 out: within MAX_OUTPUT_POSITIONS
+    assert len(calls) == 2  # 16 x 16 in, 8 x 8 out: within MAX_OUTPUT_POSITIONS
+
+
+@pytest.mark.parametrize("size, k, whole", [(8, 4, True), (4, 4, True), (8, 3, False)])
+def test_bfloat16_smallest_outputs_run_whole_as_matmuls(monkeypatch, size, k, whole):
+    calls = []
+    real = convolution.strided_convolution
+    monkeypatch.setattr(convolution, "strided_convolution", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(convolution, "_on_gpu", lambda: False)
+    rng = np.random.default_rng(size + k)
+    x = tf.constant(rng.normal(size=(4, size, size, 8)).astype(np.float32))
+    ours, ref = _pair("mixed_bfloat16", k)
+    y, y_ref = ours(x), ref(x)
+    assert y.dtype == tf.bfloat16 and y.shape == y_ref.shape
+    got = [y, *_gradients(ours, x)]
+    want = [y_ref, *_gradients(ref, x)]
+    assert len(calls) == (2 if whole else 0)  # one call for y, one for the gradients
+    for a, b in zip(got, want, strict=True):  # agree to bfloat16's rounding
+        a, b = tf.cast(a, tf.float32), tf.cast(b, tf.float32)
+        np.testing.assert_allclose(a, b, atol=0.02 * float(tf.reduce_max(tf.abs(b))))
 
 
 @pytest.mark.parametrize(
@@ -108,6 +186,9 @@ def test_bfloat16_small_outputs_take_the_matmul_gradient_and_match_keras(monkeyp
 def test_float32_and_native_are_keras_bit_for_bit(monkeypatch, policy, weight_gradient):
     monkeypatch.setattr(
         convolution, "strided_weight_gradient", lambda *a: pytest.fail("matmul path taken")
+    )
+    monkeypatch.setattr(
+        convolution, "strided_convolution", lambda *a: pytest.fail("matmul path taken")
     )
     x = tf.constant(np.random.default_rng(1).normal(size=(4, 8, 8, 8)).astype(np.float32))
     ours, ref = _pair(policy, 4, weight_gradient=weight_gradient)
@@ -122,8 +203,16 @@ def test_the_rule(monkeypatch):
     assert not matmul_weight_gradient_applies(256, "bfloat16")  # 16 x 16: first layers
     assert not matmul_weight_gradient_applies(16, "float32")
     assert not matmul_weight_gradient_applies(16, "bfloat16", "native")
+    # the whole convolution: 4 x 4 outputs or fewer, even kernels
+    assert matmul_convolution_applies(16, 4, "bfloat16")
+    assert matmul_convolution_applies(4, 2, "bfloat16")
+    assert not matmul_convolution_applies(64, 4, "bfloat16")
+    assert not matmul_convolution_applies(16, 3, "bfloat16")
+    assert not matmul_convolution_applies(4, 4, "float32")
+    assert not matmul_convolution_applies(4, 4, "bfloat16", "native")
     monkeypatch.setattr(convolution, "_on_gpu", lambda: True)
     assert not matmul_weight_gradient_applies(16, "bfloat16")
+    assert not matmul_convolution_applies(16, 4, "bfloat16")
 
 
 def test_bad_values_are_refused():
