@@ -230,11 +230,12 @@ class TrainingConfig:
     losses and the radio link stay float32. Fast on CPUs with AVX-512 BF16 or
     AMX and on recent GPUs; slow where the hardware lacks bfloat16.
 
-    ``weight_gradient``: ``"auto"`` computes the encoders' late convolution kernel
-    gradients as one matrix product where oneDNN's bfloat16 kernel is slow
-    (bfloat16, no GPU, output of at most 8 x 8; semfed/convolution.py), the
-    same sum in another order; ``"native"`` always uses TensorFlow's kernel.
-    float32 runs are the same either way.
+    ``weight_gradient``: ``"auto"`` writes the encoders' late convolutions as matrix
+    products where oneDNN's bfloat16 kernels are slow (bfloat16, no GPU;
+    semfed/convolution.py): the kernel gradient at outputs of at most 8 x 8, and
+    the whole convolution (forward and both gradients) at outputs of at most
+    4 x 4 with an even kernel; the same sums in another order. ``"native"``
+    always uses TensorFlow's kernels. float32 runs are the same either way.
 
     ``fused_adam``: Adam's update of each variable in one fused kernel
     (:class:`semfed.optimizers.FusedAdam`, the same update as Keras's to
