@@ -29,7 +29,9 @@ The real round, the ideal-link round and the floor run in turn each round, so
 that drift in the machine's speed hits all three alike. Ratios: local training
 / floor, training round / floor, and the link's share of local training, both
 attributed and measured (real round minus ideal-link round, over the real
-round). Peak RSS is taken before the ideal-link federation is built.
+round); with several timed rounds, the measured ratios round by round with the
+95 % interval of their mean (the machine's noise). Peak RSS is taken before the
+ideal-link federation is built.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from semfed.config import RunConfig
+from semfed.statistics import Interval, mean_interval
 
 WARMUP_ROUNDS = 2
 
@@ -100,6 +103,9 @@ class BenchResult:
     peak_rss_mib: float
     rss_by_round: dict[int, float] = field(default_factory=dict)
     device: str = ""
+    # per timed round, in the order run (each taken right after that round)
+    floor_rounds: list[float] = field(default_factory=list)
+    ideal_train_rounds: list[float] = field(default_factory=list)
 
     @property
     def precision(self) -> str:
@@ -141,6 +147,10 @@ class BenchResult:
             "peak_rss_mib": self.peak_rss_mib,
             "rss_by_round": self.rss_by_round,
             "ratios": self.ratios(),
+            "ratio_intervals": {
+                name: {"n": i.n, "mean": i.mean, "low": i.low, "high": i.high}
+                for name, i in self.ratio_intervals().items()
+            },
         }
 
     def ratios(self) -> dict[str, float]:
@@ -153,6 +163,28 @@ class BenchResult:
         }
         if self.ideal_train_s is not None:
             out["link share (real - ideal)"] = (train - self.ideal_train_s) / train
+        return out
+
+    def ratio_intervals(self) -> dict[str, Interval]:
+        """The measured ratios round by round (each timed round against the floor and
+        the ideal-link round taken right after it), with the 95 % Student-t interval
+        of their mean: how far the machine's noise leaves a ratio open. Empty
+        when the per-round references were not kept."""
+        out = {}
+        if len(self.floor_rounds) == len(self.rounds) > 0:
+            out["training round / floor"] = mean_interval(
+                [
+                    (r.train + r.scg + r.aggregation) / f
+                    for r, f in zip(self.rounds, self.floor_rounds, strict=True)
+                ]
+            )
+        if len(self.ideal_train_rounds) == len(self.rounds) > 0:
+            out["link share (real - ideal)"] = mean_interval(
+                [
+                    (r.train - ideal) / r.train
+                    for r, ideal in zip(self.rounds, self.ideal_train_rounds, strict=True)
+                ]
+            )
         return out
 
 
@@ -402,6 +434,8 @@ def run_bench(
         peak_rss_mib=peak if ideal is not None else peak_rss_mib(),
         rss_by_round=rss,
         device=device_summary(),
+        floor_rounds=floors,
+        ideal_train_rounds=ideal_times,
     )
 
 
@@ -458,6 +492,14 @@ def format_result(res: BenchResult) -> str:
     lines.append("ratios:")
     for name, value in res.ratios().items():
         lines.append(f"  {name:<34} {value:8.3f}")
+    intervals = res.ratio_intervals()
+    if intervals and len(res.rounds) > 1:
+        lines.append(
+            f"round by round ({len(res.rounds)} rounds; mean and 95 % interval, "
+            "the machine's noise):"
+        )
+        for name, i in intervals.items():
+            lines.append(f"  {name:<34} {i.mean:8.3f}  [{i.low:.3f}, {i.high:.3f}]")
     if res.rss_by_round:
         items = sorted(res.rss_by_round.items())
         lines.append("RSS after round: " + ", ".join(f"{t}: {v:.0f} MiB" for t, v in items))

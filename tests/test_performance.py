@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from semfed.bench import format_result, linear_fit, run_bench
+from semfed.bench import BenchResult, RoundTimes, format_result, linear_fit, run_bench
 from semfed.config import load_config
 from tests.tiny_setting import TINY_SETTING
 
@@ -115,6 +115,42 @@ def test_linear_fit_by_hand():
     assert (a, b, r2) == pytest.approx((-1 / 6, 1.5, 27 / 28))
 
 
+def _result(trains, floors, ideals):
+    rounds = [RoundTimes(t, 0.0, 0.0, 1.0, 100) for t in trains]
+    return BenchResult(
+        config=load_config(None),
+        num_clients=2,
+        architectures=1,
+        warmup_s=1.0,
+        rounds=rounds,
+        components=dict.fromkeys(("encoders", "uplink", "decoders", "downlink"), 1.0),
+        floor_s=float(np.mean(floors)),
+        ideal_train_s=float(np.mean(ideals)),
+        peak_rss_mib=1.0,
+        floor_rounds=floors,
+        ideal_train_rounds=ideals,
+    )
+
+
+def test_ratio_intervals_by_hand():
+    # link shares 0.1, 0.05, 0.15: mean 0.1, s = 0.05, half-width t(0.975, 2) s / sqrt(3)
+    # = 4.3027 * 0.05 / 1.7321 = 0.1242
+    res = _result([10.0, 10.0, 10.0], [8.0, 10.0, 12.5], [9.0, 9.5, 8.5])
+    share = res.ratio_intervals()["link share (real - ideal)"]
+    assert share.n == 3 and share.mean == pytest.approx(0.1)
+    assert (share.low, share.high) == pytest.approx((0.1 - 0.12421, 0.1 + 0.12421), abs=1e-4)
+    # round / floor per round: 1.25, 1.0, 0.8 (mean 3.05 / 3 = 1.0167); the ratio of
+    # the means (10 / 10.1667 = 0.984) is another number, reported apart
+    ratio = res.ratio_intervals()["training round / floor"]
+    assert ratio.mean == pytest.approx(3.05 / 3)
+    assert res.ratios()["training round / floor"] == pytest.approx(10 / (30.5 / 3))
+    text = format_result(res)
+    assert "round by round (3 rounds" in text and "[-0.024, 0.224]" in text
+    assert res.to_dict()["ratio_intervals"]["link share (real - ideal)"]["n"] == 3
+    # no per-round references kept (e.g. --no-ideal): no interval for the link
+    assert "link share (real - ideal)" not in _result([10.0], [9.0], []).ratio_intervals()
+
+
 @pytest.mark.slow
 def test_bench_reports_every_component_and_reference():
     cfg = load_config(None, [*TINY_SETTING, "model.encoders=homogeneous"])
@@ -138,6 +174,11 @@ def test_bench_reports_every_component_and_reference():
     assert "compute floor" in text and "ideal link" in text and "peak RSS" in text
     assert "device: CPU" in text or "device: GPU" in text
     assert "precision: float32" in text and "per round at every = 1" in text
+    intervals = res.ratio_intervals()  # one timed round: a mean and no interval
+    assert intervals["link share (real - ideal)"].n == 1
+    assert intervals["training round / floor"].mean == pytest.approx(
+        ratios["training round / floor"]
+    )
 
 
 @pytest.mark.slow
