@@ -89,6 +89,11 @@ class RoundTimes:
     evaluation: float
     images: int
 
+    @property
+    def round_s(self) -> float:
+        """The training round: local training, the SCG and the aggregation."""
+        return self.train + self.scg + self.aggregation
+
 
 @dataclass
 class BenchResult:
@@ -98,14 +103,23 @@ class BenchResult:
     warmup_s: float
     rounds: list[RoundTimes]
     components: dict[str, float]  # attributed seconds per round inside local training
-    floor_s: float  # compute floor per round
-    ideal_train_s: float | None  # local training per round with an ideal link
+    # per timed round, each taken right after it: the compute floor, and local
+    # training with an ideal link (empty when that reference was not measured)
+    floor_rounds: list[float]
+    ideal_train_rounds: list[float]
     peak_rss_mib: float
     rss_by_round: dict[int, float] = field(default_factory=dict)
     device: str = ""
-    # per timed round, in the order run (each taken right after that round)
-    floor_rounds: list[float] = field(default_factory=list)
-    ideal_train_rounds: list[float] = field(default_factory=list)
+
+    @property
+    def floor_s(self) -> float:
+        """Compute floor per round."""
+        return float(np.mean(self.floor_rounds))
+
+    @property
+    def ideal_train_s(self) -> float | None:
+        """Local training per round with an ideal link; None when not measured."""
+        return float(np.mean(self.ideal_train_rounds)) if self.ideal_train_rounds else None
 
     @property
     def precision(self) -> str:
@@ -122,7 +136,7 @@ class BenchResult:
 
     @property
     def round_s(self) -> float:
-        return self.mean("train") + self.mean("scg") + self.mean("aggregation")
+        return self.mean("round_s")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -168,17 +182,14 @@ class BenchResult:
     def ratio_intervals(self) -> dict[str, Interval]:
         """The measured ratios round by round (each timed round against the floor and
         the ideal-link round taken right after it), with the 95 % Student-t interval
-        of their mean: how far the machine's noise leaves a ratio open. Empty
-        when the per-round references were not kept."""
-        out = {}
-        if len(self.floor_rounds) == len(self.rounds) > 0:
-            out["training round / floor"] = mean_interval(
-                [
-                    (r.train + r.scg + r.aggregation) / f
-                    for r, f in zip(self.rounds, self.floor_rounds, strict=True)
-                ]
+        of their mean: how far the machine's noise leaves a ratio open. No link
+        share without the ideal-link reference."""
+        out = {
+            "training round / floor": mean_interval(
+                [r.round_s / f for r, f in zip(self.rounds, self.floor_rounds, strict=True)]
             )
-        if len(self.ideal_train_rounds) == len(self.rounds) > 0:
+        }
+        if self.ideal_train_rounds:
             out["link share (real - ideal)"] = mean_interval(
                 [
                     (r.train - ideal) / r.train
@@ -420,7 +431,6 @@ def run_bench(
             gc.collect()
             rss[t] = current_rss_mib()
             log(f"  round {t}: RSS {rss[t]:.0f} MiB")
-    ideal = float(np.mean(ideal_times)) if ideal_times else None
     return BenchResult(
         config=config,
         num_clients=k,
@@ -428,14 +438,12 @@ def run_bench(
         warmup_s=warmup,
         rounds=timed,
         components=components,
-        floor_s=float(np.mean(floors)),
-        ideal_train_s=ideal,
-        # the reference federation (when built) would inflate the peak: take it before
-        peak_rss_mib=peak if ideal is not None else peak_rss_mib(),
-        rss_by_round=rss,
-        device=device_summary(),
         floor_rounds=floors,
         ideal_train_rounds=ideal_times,
+        # the reference federation (when built) would inflate the peak: take it before
+        peak_rss_mib=peak if ideal_times else peak_rss_mib(),
+        rss_by_round=rss,
+        device=device_summary(),
     )
 
 

@@ -100,15 +100,17 @@ def _cells(x: tf.Tensor, kernel_size: int) -> tuple[tf.Tensor, tuple[int, int, i
     return tf.nn.space_to_depth(padded, 2), (oh, ow, top, left)
 
 
-def _columns(x: tf.Tensor, kernel_size: int) -> tf.Tensor:
+def _columns(x: tf.Tensor, kernel_size: int) -> tuple[tf.Tensor, tuple[int, int, int, int]]:
     """x [B, H, W, C] -> columns [B * oh * ow, taps * taps * 4 C], one row per output
-    position, columns ordered (a, c, di, dj, channel) for kernel tap (2a + di, 2c + dj)."""
+    position, columns ordered (a, c, di, dj, channel) for kernel tap (2a + di, 2c + dj);
+    and (oh, ow, top, left) as :func:`_cells`."""
     taps = (kernel_size + 1) // 2
-    cells, (oh, ow, _, _) = _cells(x, kernel_size)
+    cells, geometry = _cells(x, kernel_size)
+    oh, ow = geometry[:2]
     cols = tf.concat(
         [cells[:, a : a + oh, c : c + ow, :] for a in range(taps) for c in range(taps)], axis=-1
     )
-    return tf.reshape(cols, [-1, cols.shape[-1]])
+    return tf.reshape(cols, [-1, cols.shape[-1]]), geometry
 
 
 def _kernel_rows(kernel: tf.Tensor) -> tf.Tensor:
@@ -138,8 +140,12 @@ def strided_weight_gradient(x: tf.Tensor, dy: tf.Tensor, kernel_size: int) -> tf
     same dtype. Returns [k, k, C_in, C_out], the gradient of sum(dy * conv(x, W))
     with respect to W, equal to ``tf.nn.conv2d_backprop_filter`` up to rounding.
     """
-    co = dy.shape[-1]
-    g = tf.matmul(_columns(x, kernel_size), tf.reshape(dy, [-1, co]), transpose_a=True)
+    return _kernel_gradient(_columns(x, kernel_size)[0], dy, kernel_size)
+
+
+def _kernel_gradient(cols: tf.Tensor, dy: tf.Tensor, kernel_size: int) -> tf.Tensor:
+    """columns^T dy, as the kernel [k, k, C_in, C_out] (:func:`strided_weight_gradient`)."""
+    g = tf.matmul(cols, tf.reshape(dy, [-1, dy.shape[-1]]), transpose_a=True)
     return _rows_to_kernel(g, kernel_size)
 
 
@@ -159,16 +165,15 @@ def strided_convolution(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
 
     @tf.custom_gradient
     def conv(x, kernel):
-        cols = _columns(x, k)
+        cols, (oh, ow, top, left) = _columns(x, k)
         rows = _kernel_rows(kernel)
-        oh, ow = -(-h // 2), -(-w // 2)
         y = tf.reshape(tf.matmul(cols, rows), [-1, oh, ow, co])
 
         def grad(dy):
-            dy2 = tf.reshape(dy, [-1, co])
-            dkernel = _rows_to_kernel(tf.matmul(cols, dy2, transpose_a=True), k)
+            dkernel = _kernel_gradient(cols, dy, k)
             dcols = tf.reshape(
-                tf.matmul(dy2, rows, transpose_b=True), [-1, oh, ow, taps * taps, 4 * ci]
+                tf.matmul(tf.reshape(dy, [-1, co]), rows, transpose_b=True),
+                [-1, oh, ow, taps * taps, 4 * ci],
             )
             dcells = tf.add_n(
                 [
@@ -180,7 +185,6 @@ def strided_convolution(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
                     for c in range(taps)
                 ]
             )
-            top, left = _same_padding(h, oh, k), _same_padding(w, ow, k)
             dx = tf.nn.depth_to_space(dcells, 2)[:, top : top + h, left : left + w, :]
             return dx, dkernel
 
@@ -218,16 +222,16 @@ class StridedConv2D(keras.layers.Conv2D):
         self.weight_gradient = weight_gradient
 
     def convolution_op(self, inputs, kernel):
-        oh, ow = -(-inputs.shape[1] // 2), -(-inputs.shape[2] // 2)
-        k = self.kernel_size[0]
-        if matmul_convolution_applies(oh * ow, k, self.compute_dtype, self.weight_gradient):
-            kernel = tf.cast(tf.convert_to_tensor(kernel), inputs.dtype)
-            return strided_convolution(inputs, kernel)
-        if matmul_weight_gradient_applies(oh * ow, self.compute_dtype, self.weight_gradient):
-            # a tensor, not the variable: the custom gradient is taken with respect to it
-            kernel = tf.cast(tf.convert_to_tensor(kernel), inputs.dtype)
-            return _conv_with_matmul_weight_gradient(inputs, kernel)
-        return super().convolution_op(inputs, kernel)
+        positions = -(-inputs.shape[1] // 2) * -(-inputs.shape[2] // 2)
+        k, dtype, mode = self.kernel_size[0], self.compute_dtype, self.weight_gradient
+        if matmul_convolution_applies(positions, k, dtype, mode):
+            op = strided_convolution
+        elif matmul_weight_gradient_applies(positions, dtype, mode):
+            op = _conv_with_matmul_weight_gradient
+        else:
+            return super().convolution_op(inputs, kernel)
+        # a tensor, not the variable: the custom gradient is taken with respect to it
+        return op(inputs, tf.cast(tf.convert_to_tensor(kernel), inputs.dtype))
 
     def get_config(self) -> dict:
         config = super().get_config()
