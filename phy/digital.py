@@ -203,8 +203,8 @@ class DigitalLink(Link):
         # Code blocks sent and failed (CRC), summed over calls until reset.
         self._blocks_sent = tf.Variable(0, dtype=tf.int64, trainable=False)
         self._blocks_failed = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self._blocks_fn = tf.function(self._blocks_graph, **self._compile)
-        self._uncoded_fn = tf.function(self._uncoded_graph, **self._compile)
+        self._blocks_fn = self._graph_function(self._blocks_graph)
+        self._uncoded_fn = self._graph_function(self._uncoded_graph)
 
     # ------------------------------------------------------------------ API
 

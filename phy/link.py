@@ -32,7 +32,7 @@ shape (U, B).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,6 +49,7 @@ from phy.config import LinkConfig, LinkConfigError, per_user_snr_db
 from phy.equalization import Equalizer
 from phy.estimation import ChannelEstimator
 from phy.features import features_to_symbols, normalize_power, symbols_to_features
+from phy.inline import inlining_constants
 from phy.resource_grid import SlotPacking, build_resource_grid
 
 __all__ = ["Downlink", "Link", "LinkOutput", "QpskOutput", "Uplink", "normalize_power"]
@@ -172,8 +173,8 @@ class Link:
         autograph = isinstance(model, SingleSectorChannel)
         # How every graph of this link is compiled (subclasses add their own).
         self._compile = {"jit_compile": jit_compile, "autograph": autograph}
-        self._features_fn = tf.function(self._features_graph, **self._compile)
-        self._qpsk_fn = tf.function(self._qpsk_graph, **self._compile)
+        self._features_fn = self._graph_function(self._features_graph)
+        self._qpsk_fn = self._graph_function(self._qpsk_graph)
 
     # ------------------------------------------------------------------ API
 
@@ -282,6 +283,14 @@ class Link:
         return QpskOutput(bits, *self._qpsk_fn(bits, no))
 
     # -------------------------------------------------------------- graphs
+
+    def _graph_function(self, graph: Callable) -> Callable:
+        """``graph`` as this link's ``tf.function``, traced with the fixed tensors of
+        its blocks as constants (:mod:`phy.inline`): passed as inputs, each would
+        cost every compiled call a few microseconds."""
+        return tf.function(
+            inlining_constants(graph, self, autograph=self._compile["autograph"]), **self._compile
+        )
 
     def _check_features(self, features: tf.Tensor) -> None:
         shape = features.shape

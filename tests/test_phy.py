@@ -346,6 +346,61 @@ def test_xla_compiled_link_is_reproducible_and_matches_theory():
     np.testing.assert_allclose(first.nmse.numpy(), [0.1, 0.01], rtol=0.05)
 
 
+def test_link_function_holds_its_blocks_tensors_as_constants():
+    """The traced link takes only its arguments and the generator's state as inputs
+    (phy.inline); the blocks get their own tensors back after the trace, and the
+    link computes what it computes with them passed as inputs."""
+    from phy.inline import constants_inlined
+
+    config = LinkConfig(channel="tdl-a", csi="ls", rb_per_user=2)
+    link = Link(config, 64, jit_compile=True)
+    f = gaussian_features(1, 40, 64)
+    no = link.noise_variance(10.0, 1)
+    concrete = link._features_fn.get_concrete_function(f, no)
+    assert [t.dtype for t in concrete.captured_inputs] == [tf.resource]
+    mapper_tensors = {k: v for k, v in vars(link._mapper).items() if isinstance(v, tf.Tensor)}
+    assert mapper_tensors and all(hasattr(v, "numpy") for v in mapper_tensors.values())
+
+    plain = tf.function(link._features_graph, jit_compile=True)
+    assert len(plain.get_concrete_function(f, no).captured_inputs) > 10
+    set_seed(5)
+    inlined = link._features_fn(f, no)[0]
+    set_seed(5)
+    passed = plain(f, no)[0]
+    np.testing.assert_allclose(inlined.numpy(), passed.numpy(), atol=1e-5)
+    assert float(tf.reduce_max(tf.abs(inlined))) > 0.1
+    with constants_inlined(link) as swapped:  # eagerly: nothing to do
+        assert swapped == 0
+
+
+def test_constants_inlined_swaps_only_during_a_trace_and_puts_them_back():
+    from phy.inline import constants_inlined
+
+    class Holder:
+        pass
+
+    holder = Holder()
+    holder.table = tf.constant([1.0, 2.0, 3.0])
+    holder.items = [tf.constant(4.0), "name"]
+    holder.weights = tf.Variable([1.0])
+    originals = (holder.table, holder.items[0], holder.weights)
+    seen = {}
+
+    @tf.function
+    def traced():
+        with constants_inlined(holder) as swapped:
+            seen["swapped"] = swapped
+            seen["symbolic"] = tf.is_symbolic_tensor(holder.table)
+            seen["variable kept"] = holder.weights is originals[2]
+            return tf.reduce_sum(holder.table) + holder.items[0] + holder.weights[0]
+
+    assert float(traced()) == 11.0
+    assert seen == {"swapped": 2, "symbolic": True, "variable kept": True}
+    now = (holder.table, holder.items[0], holder.weights)
+    assert all(a is b for a, b in zip(now, originals, strict=True))
+    assert len(traced.get_concrete_function().captured_inputs) == 1  # the variable
+
+
 # --------------------------------------------------------------- bad configs
 
 
