@@ -79,8 +79,8 @@ def _put(holder: Any, key: Any, value: Any) -> None:
     if isinstance(holder, dict | list):
         holder[key] = value
     else:
-        # object.__setattr__: Keras layers (Sionna's blocks) track attributes set
-        # through their own __setattr__; a swap for the time of a trace must not.
+        # object.__setattr__: past any __setattr__ of the class (attribute tracking
+        # or validation), which a swap for the time of a trace must not trigger.
         object.__setattr__(holder, key, value)
 
 
