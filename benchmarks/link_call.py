@@ -30,9 +30,9 @@ def loop_of(call, calls: int):
         def body(i, total):
             return i + 1, total + tf.reduce_sum(call(f + tf.cast(i, f.dtype) * 1e-6))
 
-        return tf.while_loop(lambda i, _: i < calls, body, (tf.constant(0), tf.zeros([], f.dtype)))[
-            1
-        ]
+        start = (tf.constant(0), tf.zeros([], f.dtype))
+        _, total = tf.while_loop(lambda i, _: i < calls, body, start)
+        return total
 
     return run
 
