@@ -240,6 +240,11 @@ class TrainingConfig:
     ``fused_adam``: Adam's update of each variable in one fused kernel
     (:class:`semfed.optimizers.FusedAdam`, the same update as Keras's to
     rounding); false keeps Keras's element-wise kernels.
+
+    ``fused_batch_norm``: the encoders' batch norm trained through one fused
+    kernel forward and one backward
+    (:class:`semfed.normalization.FusedBatchNormalization`, the same equations
+    and moving averages as Keras's to rounding); false keeps Keras's layer.
     """
 
     rounds: int = 200
@@ -255,6 +260,7 @@ class TrainingConfig:
     precision: Literal["float32", "bfloat16"] = "float32"
     weight_gradient: Literal["auto", "native"] = "auto"
     fused_adam: bool = True
+    fused_batch_norm: bool = True
 
     def __post_init__(self) -> None:
         _require(self.rounds >= 1, "rounds", self.rounds, ">= 1")

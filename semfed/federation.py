@@ -85,6 +85,7 @@ def build_clients(config: RunConfig, data: ImageDataset, partition: Partition) -
             bn_momentum=config.model.bn_momentum,
             policy=policy,
             weight_gradient=config.training.weight_gradient,
+            fused_batch_norm=config.training.fused_batch_norm,
         )
         decoder = build_decoder(
             config.model.feature_dim, config.model.decoder_hidden, data.num_classes, policy

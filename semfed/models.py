@@ -23,6 +23,7 @@ import numpy as np
 
 from semfed.config import ModelConfig
 from semfed.convolution import StridedConv2D
+from semfed.normalization import FusedBatchNormalization
 
 
 @dataclass(frozen=True)
@@ -61,20 +62,24 @@ def build_encoder(
     bn_momentum: float = 0.9,
     policy: str = "float32",
     weight_gradient: str = "auto",
+    fused_batch_norm: bool = True,
 ) -> keras.Model:
     """Images uint8-scaled floats [B, H, W, C] in [-1, 1] -> features float32 [B, d].
 
     ``bn_momentum``: the batch-norm moving-average momentum (``model.bn_momentum``);
     ``policy``: the Keras dtype policy of the hidden layers; ``weight_gradient``
     (``training.weight_gradient``): how the convolutions' kernel gradients are
-    computed (:class:`semfed.convolution.StridedConv2D`).
+    computed (:class:`semfed.convolution.StridedConv2D`); ``fused_batch_norm``
+    (``training.fused_batch_norm``): batch norm trained through one fused kernel
+    (:class:`semfed.normalization.FusedBatchNormalization`) or Keras's own.
     """
+    norm = FusedBatchNormalization if fused_batch_norm else keras.layers.BatchNormalization
     x_in = keras.Input(shape=input_shape)
     x = x_in
     for i, f in enumerate(spec.filters):
         x = StridedConv2D(f, spec.kernel_size, weight_gradient, use_bias=(i == 0), dtype=policy)(x)
         if i > 0:
-            x = keras.layers.BatchNormalization(momentum=bn_momentum, dtype=policy)(x)
+            x = norm(momentum=bn_momentum, dtype=policy)(x)
         x = keras.layers.LeakyReLU(negative_slope=0.2, dtype=policy)(x)
     x = keras.layers.Flatten(dtype=policy)(x)
     out = keras.layers.Dense(feature_dim, dtype="float32")(x)
