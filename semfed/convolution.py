@@ -16,13 +16,16 @@ cells, is a stride-1 grid of 4 C_in channels, so the k x k stride-2 kernel
 becomes a ceil(k/2) x ceil(k/2) stride-1 kernel whose taps are contiguous
 slices of that grid, and all taps go into one matrix product. Up to 8 x 8
 outputs only the kernel gradient is computed so (the forward pass and the input
-gradient stay Keras's); up to 4 x 4 outputs with an even kernel the whole
+gradient stay Keras's); at the smallest outputs with an even kernel the whole
 convolution is (forward, kernel gradient, and the input gradient, whose
-columns are added back onto the cells they came from). The weights and the
+columns are added back onto the cells they came from): up to 4 x 4 on a CPU
+with AMX, up to 2 x 2 on one without, where oneDNN's own kernels won at 4 x 4. The weights and the
 float32 path are Keras's own; only the order of the summation differs.
 """
 
 from __future__ import annotations
+
+import functools
 
 import keras
 import tensorflow as tf
@@ -34,12 +37,48 @@ import tensorflow as tf
 MAX_OUTPUT_POSITIONS = 64
 
 #: The whole convolution is a matrix product when its output has at most this many
-#: positions (4 x 4) and its kernel size is even (an odd one would be zero-padded to
-#: the next even size, multiplying the work by up to 16/9). Inside bfloat16 encoder
-#: steps (benchmarks/weight_gradient.py, docs/performance.md) it cut the deep
+#: positions and its kernel size is even (an odd one would be zero-padded to the next
+#: even size, multiplying the work by up to 16/9); ``None``: by the CPU, below. A
+#: number set here overrides the CPU's (benchmarks/weight_gradient.py does).
+MAX_MATMUL_CONVOLUTION_POSITIONS: int | None = None
+
+#: On a CPU with AMX (Intel Sapphire Rapids and later), whose bfloat16 matrix products
+#: run on its tiles: 4 x 4 outputs. Inside bfloat16 encoder steps it cut the deep
 #: variant's step by about a sixth and left the others within noise; at 8 x 8 and for
-#: odd kernels it was slower.
-MAX_MATMUL_CONVOLUTION_POSITIONS = 16
+#: odd kernels it was slower (docs/performance.md).
+AMX_MATMUL_CONVOLUTION_POSITIONS = 16
+
+#: Without AMX (AMD EPYC with AVX-512 BF16): 2 x 2 outputs. There, oneDNN's own forward
+#: and input-gradient kernels at 4 x 4 outputs beat the products with their
+#: rearrangements: the five encoders' bfloat16 steps took 0.967 x as long with the
+#: whole convolution at 2 x 2 only as with it at 4 x 4 (the DCGAN-like 0.94 x), twice
+#: in one paired run (docs/performance.md).
+PLAIN_MATMUL_CONVOLUTION_POSITIONS = 4
+
+
+@functools.cache
+def _cpu_has_amx() -> bool:
+    """Whether the CPU advertises AMX's bfloat16 tiles (``amx_bf16`` in Linux's
+    /proc/cpuinfo); False where that file is missing or unreadable."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_bf16" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def matmul_convolution_positions() -> int:
+    """The largest output (H_out * W_out) run whole as matrix products: the override
+    ``MAX_MATMUL_CONVOLUTION_POSITIONS`` if set, else by the CPU (AMX or not)."""
+    if MAX_MATMUL_CONVOLUTION_POSITIONS is not None:
+        return MAX_MATMUL_CONVOLUTION_POSITIONS
+    if _cpu_has_amx():
+        return AMX_MATMUL_CONVOLUTION_POSITIONS
+    return PLAIN_MATMUL_CONVOLUTION_POSITIONS
+
 
 #: ``training.weight_gradient`` values.
 WEIGHT_GRADIENTS = ("auto", "native")
@@ -68,11 +107,11 @@ def matmul_convolution_applies(
 ) -> bool:
     """Whether a stride-2 convolution runs whole as matrix products
     (:func:`strided_convolution`): ``mode`` ``"auto"``, bfloat16 compute, no GPU, an
-    output of at most ``MAX_MATMUL_CONVOLUTION_POSITIONS`` and an even kernel."""
+    output of at most :func:`matmul_convolution_positions` and an even kernel."""
     return (
         mode == "auto"
         and compute_dtype == "bfloat16"
-        and output_positions <= MAX_MATMUL_CONVOLUTION_POSITIONS
+        and output_positions <= matmul_convolution_positions()
         and kernel_size % 2 == 0
         and not _on_gpu()
     )

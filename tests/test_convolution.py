@@ -161,12 +161,16 @@ def test_bfloat16_small_outputs_take_the_matmul_gradient_and_match_keras(monkeyp
     assert len(calls) == 2  # 16 x 16 in, 8 x 8 out: within MAX_OUTPUT_POSITIONS
 
 
-@pytest.mark.parametrize("size, k, whole", [(8, 4, True), (4, 4, True), (8, 3, False)])
-def test_bfloat16_smallest_outputs_run_whole_as_matmuls(monkeypatch, size, k, whole):
+@pytest.mark.parametrize(
+    "size, k, amx, whole",
+    [(8, 4, True, True), (8, 4, False, False), (4, 4, False, True), (8, 3, True, False)],
+)
+def test_bfloat16_smallest_outputs_run_whole_as_matmuls(monkeypatch, size, k, amx, whole):
     calls = []
     real = convolution.strided_convolution
     monkeypatch.setattr(convolution, "strided_convolution", lambda *a: calls.append(1) or real(*a))
     monkeypatch.setattr(convolution, "_on_gpu", lambda: False)
+    monkeypatch.setattr(convolution, "_cpu_has_amx", lambda: amx)
     rng = np.random.default_rng(size + k)
     x = tf.constant(rng.normal(size=(4, size, size, 8)).astype(np.float32))
     ours, ref = _pair("mixed_bfloat16", k)
@@ -203,16 +207,45 @@ def test_the_rule(monkeypatch):
     assert not matmul_weight_gradient_applies(256, "bfloat16")  # 16 x 16: first layers
     assert not matmul_weight_gradient_applies(16, "float32")
     assert not matmul_weight_gradient_applies(16, "bfloat16", "native")
-    # the whole convolution: 4 x 4 outputs or fewer, even kernels
+    # the whole convolution: 4 x 4 outputs or fewer with AMX, 2 x 2 without; even kernels
+    monkeypatch.setattr(convolution, "_cpu_has_amx", lambda: True)
     assert matmul_convolution_applies(16, 4, "bfloat16")
     assert matmul_convolution_applies(4, 2, "bfloat16")
     assert not matmul_convolution_applies(64, 4, "bfloat16")
+    monkeypatch.setattr(convolution, "_cpu_has_amx", lambda: False)
+    assert not matmul_convolution_applies(16, 4, "bfloat16")
+    assert matmul_convolution_applies(4, 4, "bfloat16")
+    monkeypatch.setattr(convolution, "MAX_MATMUL_CONVOLUTION_POSITIONS", 16)  # an override
+    assert matmul_convolution_applies(16, 4, "bfloat16")
+    monkeypatch.setattr(convolution, "MAX_MATMUL_CONVOLUTION_POSITIONS", None)
     assert not matmul_convolution_applies(16, 3, "bfloat16")
     assert not matmul_convolution_applies(4, 4, "float32")
     assert not matmul_convolution_applies(4, 4, "bfloat16", "native")
     monkeypatch.setattr(convolution, "_on_gpu", lambda: True)
     assert not matmul_weight_gradient_applies(16, "bfloat16")
     assert not matmul_convolution_applies(16, 4, "bfloat16")
+
+
+def test_amx_is_read_from_the_cpu_flags(monkeypatch, tmp_path):
+    import builtins
+
+    real_open = builtins.open
+    cases = [("fpu avx512_bf16 amx_bf16 amx_tile", True), ("fpu avx512_bf16", False)]
+    for flags, expected in cases:
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(
+            builtins,
+            "open",
+            lambda f, *a, info=info, **kw: real_open(info if f == "/proc/cpuinfo" else f, *a, **kw),
+        )
+        convolution._cpu_has_amx.cache_clear()
+        assert convolution._cpu_has_amx() is expected
+    monkeypatch.setattr(builtins, "open", lambda *a, **kw: (_ for _ in ()).throw(OSError()))
+    convolution._cpu_has_amx.cache_clear()
+    assert convolution._cpu_has_amx() is False
+    monkeypatch.undo()
+    convolution._cpu_has_amx.cache_clear()
 
 
 def test_bad_values_are_refused():
