@@ -110,6 +110,12 @@ class BenchResult:
     peak_rss_mib: float
     rss_by_round: dict[int, float] = field(default_factory=dict)
     device: str = ""
+    # --compare-precision: the other precision's compute floor, timed right after each
+    # timed round of this one (so that the machine's drift between the two benches
+    # does not enter their ratio); empty otherwise
+    paired_floor_rounds: list[float] = field(default_factory=list)
+    # this bench's compute floor as a callable (seconds per round), for the next bench
+    floor_fn: Callable[[], float] | None = field(default=None, repr=False, compare=False)
 
     @property
     def floor_s(self) -> float:
@@ -161,6 +167,7 @@ class BenchResult:
             "peak_rss_mib": self.peak_rss_mib,
             "rss_by_round": self.rss_by_round,
             "ratios": self.ratios(),
+            "paired_floor_rounds": self.paired_floor_rounds,
             "ratio_intervals": {
                 name: {"n": i.n, "mean": i.mean, "low": i.low, "high": i.high}
                 for name, i in self.ratio_intervals().items()
@@ -351,11 +358,14 @@ def run_bench(
     repeats: int = 10,
     rss_rounds: Sequence[int] = (),
     log: Callable[[str], None] = print,
+    paired_floor: Callable[[], float] | None = None,
 ) -> BenchResult:
     """Warm-up rounds, ``rounds`` timed rounds, component timings and the references.
 
     ``rss_rounds``: also run up to the largest of these rounds (untimed beyond
     ``rounds``) and record the current RSS after each listed round.
+    ``paired_floor``: another bench's ``floor_fn`` (``--compare-precision``: the
+    float32 floor), timed in turn with every timed round of this one.
     """
     from semfed.runtime import device_summary
     from semfed.train import _evaluation_snrs
@@ -404,7 +414,9 @@ def run_bench(
     log("  warm-up rounds: " + ", ".join(f"{w:.1f} s" for w in warmups))
     # Real round, ideal-link round and floor in turn, so drift in the machine's
     # speed hits all three alike.
-    timed, ideal_times, floors, rss = [], [], [], {}
+    timed, ideal_times, floors, paired, rss = [], [], [], [], {}
+    if paired_floor is not None:
+        paired_floor()  # once untimed: it last ran in another bench
     first = WARMUP_ROUNDS
     for t in range(first, first + rounds):
         r = _timed_round(algorithm, evaluator, t, rng, snrs)
@@ -414,7 +426,11 @@ def run_bench(
             ideal_times.append(_timed_round(ideal_alg, None, t, ideal_rng, snrs).train)
             line += f", ideal-link training {ideal_times[-1]:.2f} s"
         floors.append(_floor_round(pieces, batches))
-        log(line + f", floor {floors[-1]:.2f} s")
+        line += f", floor {floors[-1]:.2f} s"
+        if paired_floor is not None:
+            paired.append(paired_floor())
+            line += f", paired floor {paired[-1]:.2f} s"
+        log(line)
         if t in rss_rounds:
             gc.collect()
             rss[t] = current_rss_mib()
@@ -444,6 +460,8 @@ def run_bench(
         peak_rss_mib=peak if ideal_times else peak_rss_mib(),
         rss_by_round=rss,
         device=device_summary(),
+        paired_floor_rounds=paired,
+        floor_fn=partial(_floor_round, pieces, batches),
     )
 
 
@@ -518,7 +536,10 @@ def format_result(res: BenchResult) -> str:
 
 
 def format_precision_comparison(f32: BenchResult, bf16: BenchResult) -> str:
-    """float32 against bfloat16, measured in turn in one process."""
+    """float32 against bfloat16, measured in turn in one process; with the float32
+    floor timed again after each bfloat16 round (``bf16.paired_floor_rounds``), also
+    the ratios round by round with their 95 % interval, which the machine's drift
+    between the two benches does not enter."""
     rows = [
         ("training round, float32", f32.round_s),
         ("training round, bfloat16", bf16.round_s),
@@ -532,6 +553,25 @@ def format_precision_comparison(f32: BenchResult, bf16: BenchResult) -> str:
         f"  {'bfloat16 round / float32 floor':<34} {bf16.round_s / f32.floor_s:8.3f}",
         f"  {'bfloat16 floor / float32 floor':<34} {bf16.floor_s / f32.floor_s:8.3f}",
     ]
+    paired = bf16.paired_floor_rounds
+    if paired:
+        by_round = {
+            "bfloat16 round / float32 floor": [
+                r.round_s / f for r, f in zip(bf16.rounds, paired, strict=True)
+            ],
+            "bfloat16 floor / float32 floor": [
+                b / f for b, f in zip(bf16.floor_rounds, paired, strict=True)
+            ],
+        }
+        lines.append(
+            f"  with the float32 floor timed after each bfloat16 round"
+            f" ({float(np.mean(paired)):.3f} s; mean and 95 % interval over"
+            f" {len(paired)} rounds):"
+        )
+        for name, values in by_round.items():
+            i = mean_interval(values)
+            spread = f"  [{i.low:.3f}, {i.high:.3f}]" if i.n > 1 else ""
+            lines.append(f"  {name:<34} {i.mean:8.3f}{spread}")
     return "\n".join(lines)
 
 

@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from semfed.bench import BenchResult, RoundTimes, format_result, linear_fit, run_bench
+from semfed.bench import (
+    BenchResult,
+    RoundTimes,
+    format_precision_comparison,
+    format_result,
+    linear_fit,
+    run_bench,
+)
 from semfed.config import load_config
 from tests.tiny_setting import TINY_SETTING
 
@@ -147,6 +154,27 @@ def test_ratio_intervals_by_hand():
     assert res.to_dict()["ratio_intervals"]["link share (real - ideal)"]["n"] == 3
     # no per-round references kept (e.g. --no-ideal): no interval for the link
     assert "link share (real - ideal)" not in _result([10.0], [9.0], []).ratio_intervals()
+
+
+def test_precision_comparison_pairs_each_bfloat16_round_with_a_float32_floor():
+    f32 = _result([10.0, 10.0], [9.0, 11.0], [])
+    bf16 = _result([8.0, 7.0], [7.0, 6.0], [])
+    text = format_precision_comparison(f32, bf16)
+    assert "bfloat16 round / float32 floor" in text and "round by round" not in text
+    # the float32 floor timed after each bfloat16 round: 12 and 10 s (the machine
+    # slowed by a fifth since the float32 bench): round ratios 8/12, 7/10, mean
+    # 0.6833; the ratio of the benches' means, 7.5 / 10 = 0.75, reports the drift too
+    bf16.paired_floor_rounds = [12.0, 10.0]
+    text = format_precision_comparison(f32, bf16)
+    assert "0.750" in text and "timed after each bfloat16 round (11.000 s" in text
+    paired = [x for x in text.splitlines() if "[" in x]
+    assert len(paired) == 2  # the round and the floor, each with its interval
+    # t(0.975, 1) = 12.706; s of (0.6667, 0.7) is 0.02357: half-width 0.2118
+    assert paired[0].split()[:6] == ["bfloat16", "round", "/", "float32", "floor", "0.683"]
+    assert paired[0].endswith("[0.472, 0.895]")
+    # floors 7/12 and 6/10: mean 0.5917
+    assert paired[1].split()[:6] == ["bfloat16", "floor", "/", "float32", "floor", "0.592"]
+    assert bf16.to_dict()["paired_floor_rounds"] == [12.0, 10.0]
 
 
 @pytest.mark.slow

@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--compare-precision",
         action="store_true",
         help="bench training.precision = float32 and then bfloat16 in this process and print "
-        "the ratios (bfloat16 round against the float32 floor)",
+        "the ratios (bfloat16 round against the float32 floor, which is timed again after "
+        "each bfloat16 round)",
     )
     p.add_argument(
         "--compare",
@@ -102,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
             ideal_reference=not args.no_ideal,
             rss_rounds=rss_rounds,
             log=lambda line: print(line, flush=True),
+            # the float32 floor again, in turn with each bfloat16 round
+            paired_floor=results[0].floor_fn if args.compare_precision and results else None,
         )
         print(format_result(res), flush=True)
         results.append(res)
