@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from semfed.bench import compute_floor_step
 from semfed.models import build_decoder, build_encoder, dtype_policy, encoder_family
 from semfed.optimizers import make_optimizer
 
@@ -36,22 +37,10 @@ def training_step(spec, precision: str, fused: bool, width: int, batch: int):
     encoder = build_encoder(spec, (32, 32, 3), 64, spec.name, policy=policy, fused_batch_norm=fused)
     decoder = build_decoder(64, (256,), 10, policy)
     e_opt, d_opt = make_optimizer("adam", 1e-3, True), make_optimizer("adam", 1e-3, True)
-    ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     rng = np.random.default_rng(0)
     x = tf.constant(rng.uniform(-1, 1, (batch, 32, 32, 3)).astype(np.float32))
     y = tf.constant(rng.integers(0, 10, batch).astype(np.int32))
-
-    @tf.function
-    def step(x, y):
-        with tf.GradientTape() as tape:
-            loss = ce(y, decoder(encoder(x, training=True), training=True))
-        variables = [*encoder.trainable_variables, *decoder.trainable_variables]
-        grads = tape.gradient(loss, variables)
-        k = len(encoder.trainable_variables)
-        e_opt.apply_gradients(zip(grads[:k], variables[:k], strict=True))
-        d_opt.apply_gradients(zip(grads[k:], variables[k:], strict=True))
-        return loss
-
+    step = compute_floor_step(encoder, decoder, e_opt, d_opt)
     return step, x, y
 
 

@@ -304,16 +304,7 @@ def _pieces(algorithm, num_classes: int) -> dict[int, dict[str, Callable[[], Any
             opt.apply_gradients(zip(grads[:-1], dec.trainable_variables, strict=True))
             return grads[-1]
 
-        @tf.function
-        def floor_step(x, y, enc=enc, dec=dec, e_opt=enc_opt, d_opt=dec_opt):
-            with tf.GradientTape() as tape:
-                loss = ce(y, dec(enc(x, training=True), training=True))
-            variables = [*enc.trainable_variables, *dec.trainable_variables]
-            grads = tape.gradient(loss, variables)
-            k = len(enc.trainable_variables)
-            e_opt.apply_gradients(zip(grads[:k], variables[:k], strict=True))
-            d_opt.apply_gradients(zip(grads[k:], variables[k:], strict=True))
-            return loss
+        floor_step = compute_floor_step(enc, dec, enc_opt, dec_opt)
 
         out[id(ws)] = {
             "encoders": partial(encoder_step, x, g),
@@ -323,6 +314,28 @@ def _pieces(algorithm, num_classes: int) -> dict[int, dict[str, Callable[[], Any
             "floor": partial(floor_step, x, y),
         }
     return out
+
+
+def compute_floor_step(encoder, decoder, encoder_optimizer, decoder_optimizer) -> Callable:
+    """The compute floor's step, compiled: a plain Keras step encoder -> decoder ->
+    cross-entropy -> each network's optimizer, no federation and no link.
+    ``step(x [B, H, W, C] float32, y [B] int32)`` returns the loss."""
+    import tensorflow as tf
+
+    ce = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            loss = ce(y, decoder(encoder(x, training=True), training=True))
+        variables = [*encoder.trainable_variables, *decoder.trainable_variables]
+        grads = tape.gradient(loss, variables)
+        k = len(encoder.trainable_variables)
+        encoder_optimizer.apply_gradients(zip(grads[:k], variables[:k], strict=True))
+        decoder_optimizer.apply_gradients(zip(grads[k:], variables[k:], strict=True))
+        return loss
+
+    return step
 
 
 def _empty_call(piece: partial) -> partial:
