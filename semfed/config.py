@@ -234,7 +234,8 @@ class TrainingConfig:
     products where oneDNN's bfloat16 kernels are slow (bfloat16, no GPU;
     semfed/convolution.py): the kernel gradient at outputs of at most 8 x 8, and
     the whole convolution (forward and both gradients) at outputs of at most
-    4 x 4 with an even kernel; the same sums in another order. ``"native"``
+    4 x 4 (a CPU with AMX) or 2 x 2 (without) with an even kernel; the same sums
+    in another order. ``"native"``
     always uses TensorFlow's kernels. float32 runs are the same either way.
 
     ``fused_adam``: Adam's update of each variable in one fused kernel
