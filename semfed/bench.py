@@ -114,7 +114,8 @@ class BenchResult:
     # timed round of this one (so that the machine's drift between the two benches
     # does not enter their ratio); empty otherwise
     paired_floor_rounds: list[float] = field(default_factory=list)
-    # this bench's compute floor as a callable (seconds per round), for the next bench
+    # with keep_floor: this bench's compute floor as a callable (seconds per round),
+    # for the next bench; it keeps this bench's federation alive, so None otherwise
     floor_fn: Callable[[], float] | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -372,6 +373,7 @@ def run_bench(
     rss_rounds: Sequence[int] = (),
     log: Callable[[str], None] = print,
     paired_floor: Callable[[], float] | None = None,
+    keep_floor: bool = False,
 ) -> BenchResult:
     """Warm-up rounds, ``rounds`` timed rounds, component timings and the references.
 
@@ -379,6 +381,8 @@ def run_bench(
     ``rounds``) and record the current RSS after each listed round.
     ``paired_floor``: another bench's ``floor_fn`` (``--compare-precision``: the
     float32 floor), timed in turn with every timed round of this one.
+    ``keep_floor``: return this bench's floor as ``floor_fn`` (its models stay in
+    memory as long as the result holds it).
     """
     from semfed.runtime import device_summary
     from semfed.train import _evaluation_snrs
@@ -474,7 +478,7 @@ def run_bench(
         rss_by_round=rss,
         device=device_summary(),
         paired_floor_rounds=paired,
-        floor_fn=partial(_floor_round, pieces, batches),
+        floor_fn=partial(_floor_round, pieces, batches) if keep_floor else None,
     )
 
 

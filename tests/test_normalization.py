@@ -41,6 +41,16 @@ def test_training_step_by_hand():
     np.testing.assert_allclose(var, [0.9 * 1.0 + 0.1 * 1.25], rtol=1e-6)
 
 
+def test_one_value_per_channel_has_zero_batch_variance():
+    # n = B H W = 1: the biased variance is 0 (n / (n - 1) must not enter)
+    layer = FusedBatchNormalization(momentum=0.9)
+    layer.build((1, 1, 1, 2))
+    y = layer(tf.constant([[[[3.0, 1.0]]]]), training=True)
+    np.testing.assert_allclose(y.numpy().ravel(), [0.0, 0.0])  # beta
+    np.testing.assert_allclose(layer.moving_variance.numpy(), [0.9, 0.9], rtol=1e-6)
+    np.testing.assert_allclose(layer.moving_mean.numpy(), [0.3, 0.1], rtol=1e-6)
+
+
 @pytest.mark.parametrize("shape", [(8, 4, 4, 16), (3, 5, 3, 7)])
 def test_matches_keras_forward_backward_and_moving_statistics(shape):
     keras_bn = _layer(keras.layers.BatchNormalization, shape)

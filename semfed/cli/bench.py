@@ -105,8 +105,11 @@ def run(args: argparse.Namespace) -> int:
             log=lambda line: print(line, flush=True),
             # the float32 floor again, in turn with each bfloat16 round
             paired_floor=results[0].floor_fn if args.compare_precision and results else None,
+            keep_floor=args.compare_precision and not results,
         )
         print(format_result(res), flush=True)
+        if results:
+            results[0].floor_fn = None  # let the first bench's federation go
         results.append(res)
     if args.compare_precision:
         print(format_precision_comparison(*results), flush=True)
