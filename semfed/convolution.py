@@ -19,8 +19,9 @@ outputs only the kernel gradient is computed so (the forward pass and the input
 gradient stay Keras's); at the smallest outputs with an even kernel the whole
 convolution is (forward, kernel gradient, and the input gradient, whose
 columns are added back onto the cells they came from): up to 4 x 4 on a CPU
-with AMX, up to 2 x 2 on one without, where oneDNN's own kernels won at 4 x 4. The weights and the
-float32 path are Keras's own; only the order of the summation differs.
+with AMX, up to 2 x 2 on one without, where oneDNN's own kernels won at 4 x 4.
+The weights and the float32 path are Keras's own; only the order of the
+summation differs.
 """
 
 from __future__ import annotations
@@ -57,11 +58,11 @@ PLAIN_MATMUL_CONVOLUTION_POSITIONS = 4
 
 
 @functools.cache
-def _cpu_has_amx() -> bool:
-    """Whether the CPU advertises AMX's bfloat16 tiles (``amx_bf16`` in Linux's
-    /proc/cpuinfo); False where that file is missing or unreadable."""
+def _cpu_has_amx(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether the CPU advertises AMX's bfloat16 tiles (``amx_bf16`` among the flags
+    of Linux's ``cpuinfo``); False where that file is missing or unreadable."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
+        with open(cpuinfo, encoding="utf-8") as f:
             for line in f:
                 if line.startswith("flags"):
                     return "amx_bf16" in line.split()

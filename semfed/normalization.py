@@ -44,22 +44,17 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     def call(self, inputs, training=None, mask=None):
         if not self._fused_applies(inputs, training, mask):
             return super().call(inputs, training=training, mask=mask)
+        # the layer's variables are float32 whatever the policy (Keras keeps them so)
         channels = inputs.shape[-1]
         gamma = self.gamma if self.scale else tf.ones([channels], "float32")
         beta = self.beta if self.center else tf.zeros([channels], "float32")
         outputs, mean, unbiased = tf.compat.v1.nn.fused_batch_norm(
-            inputs,
-            tf.cast(gamma, "float32"),
-            tf.cast(beta, "float32"),
-            epsilon=self.epsilon,
-            is_training=True,
+            inputs, gamma, beta, epsilon=self.epsilon, is_training=True
         )
         shape = tf.shape(inputs)
-        n = tf.cast(shape[0] * shape[1] * shape[2], "float32")
-        variance = unbiased * ((n - 1.0) / tf.maximum(n, 1.0))
-        momentum = self.momentum
-        moving_mean = tf.cast(self.moving_mean, "float32")
-        moving_variance = tf.cast(self.moving_variance, "float32")
-        self.moving_mean.assign(moving_mean * momentum + mean * (1.0 - momentum))
-        self.moving_variance.assign(moving_variance * momentum + variance * (1.0 - momentum))
+        n = tf.cast(shape[0] * shape[1] * shape[2], "float32")  # values per channel
+        variance = unbiased * ((n - 1.0) / n)
+        m = self.momentum
+        self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
+        self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
         return tf.cast(outputs, self.compute_dtype)

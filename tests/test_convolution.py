@@ -226,26 +226,13 @@ def test_the_rule(monkeypatch):
     assert not matmul_convolution_applies(16, 4, "bfloat16")
 
 
-def test_amx_is_read_from_the_cpu_flags(monkeypatch, tmp_path):
-    import builtins
-
-    real_open = builtins.open
+def test_amx_is_read_from_the_cpu_flags(tmp_path):
     cases = [("fpu avx512_bf16 amx_bf16 amx_tile", True), ("fpu avx512_bf16", False)]
-    for flags, expected in cases:
-        info = tmp_path / "cpuinfo"
+    for name, (flags, expected) in zip(("amx", "plain"), cases, strict=True):
+        info = tmp_path / name
         info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-        monkeypatch.setattr(
-            builtins,
-            "open",
-            lambda f, *a, info=info, **kw: real_open(info if f == "/proc/cpuinfo" else f, *a, **kw),
-        )
-        convolution._cpu_has_amx.cache_clear()
-        assert convolution._cpu_has_amx() is expected
-    monkeypatch.setattr(builtins, "open", lambda *a, **kw: (_ for _ in ()).throw(OSError()))
-    convolution._cpu_has_amx.cache_clear()
-    assert convolution._cpu_has_amx() is False
-    monkeypatch.undo()
-    convolution._cpu_has_amx.cache_clear()
+        assert convolution._cpu_has_amx(str(info)) is expected
+    assert convolution._cpu_has_amx(str(tmp_path / "missing")) is False
 
 
 def test_bad_values_are_refused():
