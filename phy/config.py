@@ -191,6 +191,13 @@ class LinkConfig:
     # few fixed shapes: full training batches, padded evaluation batches), once
     # per process. Measured in docs/performance.md.
     jit_compile: bool = True
+    # Draw the channels and noise of a client's whole local pass in one call before
+    # it, each mini-batch's link call taking its share (phy.link.Link.draw): the
+    # same statistics, fewer kernels in each call. Only where the channel allows it
+    # (frequency domain, static TDL or Rayleigh, analog features); elsewhere, and
+    # with false, each call draws its own. Unset (None) means true, so that configs
+    # without the key keep their hash; :attr:`draws_ahead` gives the value.
+    draw_ahead: bool | None = None
     # Transmission scheme: "analog" (features as complex symbols, the default) or
     # "digital" (quantize, CRC, 5G LDPC, QAM: phy.digital). ``scheme`` sets both
     # directions; ``uplink_scheme`` / ``downlink_scheme`` win for their own.
@@ -448,6 +455,11 @@ class LinkConfig:
         else "analog"."""
         own = self.uplink_scheme if direction == "uplink" else self.downlink_scheme
         return own or self.scheme or "analog"
+
+    @property
+    def draws_ahead(self) -> bool:
+        """``draw_ahead`` with its default (true) when unset."""
+        return self.draw_ahead is not False
 
     @property
     def auto_mcs(self) -> bool:

@@ -166,6 +166,9 @@ class DigitalLink(Link):
         LinkOutput include the quantization error. Not differentiable.
     """
 
+    # Its slots carry codewords, not samples: every call draws its own channels.
+    _draws_supported = False
+
     def __init__(self, config: LinkConfig, *args: object, **kwargs: object) -> None:
         if config.auto_mcs:
             raise LinkConfigError(

@@ -175,8 +175,54 @@ class Link:
         self._compile = {"jit_compile": jit_compile, "autograph": autograph}
         self._features_fn = self._graph_function(self._features_graph)
         self._qpsk_fn = self._graph_function(self._qpsk_graph)
+        if self.can_draw_ahead:
+            self._drawn_features_fn = self._graph_function(self._drawn_features_graph)
+            # Not compiled with XLA: it is called once per pass, for any number of calls.
+            self._draw_fn = tf.function(
+                inlining_constants(self._draw_graph, self, autograph=False), autograph=False
+            )
+
+    # Whether the link's calls may take draws made ahead (DigitalLink: no).
+    _draws_supported = True
 
     # ------------------------------------------------------------------ API
+
+    @property
+    def can_draw_ahead(self) -> bool:
+        """Whether :meth:`draw` can make the random part of many calls ahead of them
+        (a static channel in the frequency domain: ``phy.propagation``; analog
+        features only)."""
+        return self._draws_supported and getattr(self._propagation, "can_draw_ahead", False)
+
+    def draw(
+        self, num_calls: int | tf.Tensor, num_samples: int, num_users: int = 1
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """The channels and noise of ``num_calls`` calls of U users x B samples, drawn
+        in one go from Sionna's generator; call ``i`` takes ``(h[i], noise[i])`` as its
+        ``draws``. Each call's slots get independent channels and noise, as when the
+        calls draw their own, so the link's statistics are the same; only the order
+        in which the generator's numbers are used differs.
+
+        Input
+        -----
+        num_calls : int or tf.int32 []
+        num_samples, num_users : int
+            B and U of each call.
+
+        Output
+        ------
+        h : [num_calls, U * num_slots, 1, num_rx_ant, 1, 1, 1, fft_size], tf.complex
+            Channel response on one OFDM symbol per slot (static channel).
+        noise : [num_calls, U * num_slots, 1, num_rx_ant, num_ofdm_symbols, fft_size], tf.complex
+            Unit-variance complex noise, scaled by each call's N0.
+        """
+        if not self.can_draw_ahead:
+            raise ValueError(
+                "this link cannot draw ahead (time domain, a moving or CDL channel, "
+                "a precoded downlink, or a digital link)"
+            )
+        slots = num_users * self.packing.num_slots(num_samples)
+        return self._draw_fn(tf.convert_to_tensor(num_calls, tf.int32), slots)
 
     @property
     def default_snr_db(self) -> float | tuple[float, ...]:
@@ -222,12 +268,21 @@ class Link:
         return num_samples * self.packing.symbols_per_sample
 
     def __call__(
-        self, features: tf.Tensor, snr_db: SnrArg = None, *, measure: bool = False
+        self,
+        features: tf.Tensor,
+        snr_db: SnrArg = None,
+        *,
+        measure: bool = False,
+        draws: tuple[tf.Tensor, tf.Tensor] | None = None,
     ) -> tf.Tensor | LinkOutput:
         features = tf.convert_to_tensor(features)
         self._check_features(features)
         no = self.noise_variance(snr_db, features.shape[0])
-        received, sent = self._features_fn(features, no)
+        if draws is None:
+            received, sent = self._features_fn(features, no)
+        else:
+            self._check_draws(draws, features.shape[0], features.shape[1])
+            received, sent = self._drawn_features_fn(features, no, *draws)
         if not measure:
             return received
         err = tf.reduce_sum(tf.square(tf.cast(received - sent, self._rdtype)), axis=[1, 2])
@@ -235,7 +290,12 @@ class Link:
         nmse = err / power
         return LinkOutput(received, sent, nmse, _db(power / err))
 
-    def send_gradients(self, gradients: tf.Tensor, snr_db: SnrArg = None) -> tf.Tensor:
+    def send_gradients(
+        self,
+        gradients: tf.Tensor,
+        snr_db: SnrArg = None,
+        draws: tuple[tf.Tensor, tf.Tensor] | None = None,
+    ) -> tf.Tensor:
         """Send cut-layer gradients with their scale as error-free side information.
 
         Per sample the scale ``a = ||g|| / sqrt(d)`` travels error-free and
@@ -248,6 +308,7 @@ class Link:
         -----
         gradients : [U, B, d], tf.float
         snr_db : see the class docstring
+        draws : one call's (h, noise) from :meth:`draw`, or None (drawn in the call)
 
         Output
         ------
@@ -258,7 +319,7 @@ class Link:
         self._check_features(gradients)
         d = gradients.shape[-1]
         scale = tf.norm(gradients, axis=-1, keepdims=True) / math.sqrt(d)
-        received = self(tf.math.divide_no_nan(gradients, scale), snr_db)
+        received = self(tf.math.divide_no_nan(gradients, scale), snr_db, draws=draws)
         return received * scale * math.sqrt(2.0)
 
     def transmit_qpsk(self, num_users: int, num_samples: int, snr_db: SnrArg = None) -> QpskOutput:
@@ -292,6 +353,16 @@ class Link:
             inlining_constants(graph, self, autograph=self._compile["autograph"]), **self._compile
         )
 
+    def _check_draws(self, draws: tuple[tf.Tensor, tf.Tensor], users: int, samples: int) -> None:
+        if not self.can_draw_ahead:
+            raise ValueError("this link cannot take draws made ahead (see can_draw_ahead)")
+        slots = users * self.packing.num_slots(samples)
+        if len(draws) != 2 or draws[0].shape[0] != slots or draws[1].shape[0] != slots:
+            raise ValueError(
+                f"draws for one call of {users} user(s) x {samples} samples hold {slots} "
+                f"slots each (Link.draw(...)[k][i]), got shapes {[t.shape for t in draws]}"
+            )
+
     def _check_features(self, features: tf.Tensor) -> None:
         shape = features.shape
         if shape.rank != 3 or shape[-1] != self.feature_dim or None in shape.as_list():
@@ -299,24 +370,37 @@ class Link:
                 f"expected features of static shape [U, B, {self.feature_dim}], got {shape}"
             )
 
-    def _transmit(self, symbols: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _transmit(
+        self, symbols: tf.Tensor, no: tf.Tensor, draws: tuple[tf.Tensor, tf.Tensor] | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """[U, B, n] complex symbols, [U] N0 -> estimates [U, B, n] and their MSE."""
         num_users, num_samples = symbols.shape[0], symbols.shape[1]
         num_slots = self.packing.num_slots(num_samples)
-        x_hat, mse = self._transmit_slots(self.packing.pack(symbols), tf.repeat(no, num_slots))
+        x_hat, mse = self._transmit_slots(
+            self.packing.pack(symbols), tf.repeat(no, num_slots), draws
+        )
         return (
             self.packing.unpack(x_hat, num_users, num_samples),
             self.packing.unpack(mse, num_users, num_samples),
         )
 
-    def _transmit_slots(self, slots: tf.Tensor, no_slot: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _transmit_slots(
+        self,
+        slots: tf.Tensor,
+        no_slot: tf.Tensor,
+        draws: tuple[tf.Tensor, tf.Tensor] | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         """The OFDM chain on filled slots: grid, channel, CSI, equalizer.
 
         slots complex [S, num_data_res], no_slot float [S] -> equalised data
         symbols complex [S, num_data_res] and the equalizer's MSE float [S, num_data_res].
+        ``draws``: the slots' channels and noise drawn ahead (:meth:`draw`), or None.
         """
         x = self._mapper(slots[:, tf.newaxis, tf.newaxis, :])
-        y, h_freq, ici_var = self._propagation(x, no_slot)
+        if draws is None:
+            y, h_freq, ici_var = self._propagation(x, no_slot)
+        else:
+            y, h_freq, ici_var = self._propagation(x, no_slot, draws)
         h_hat, err_var = self._estimator(y, h_freq, no_slot)
         # Inter-carrier interference (time domain, moving channel) counts as noise.
         err_var = err_var + ici_var
@@ -324,11 +408,28 @@ class Link:
             y, h_hat, err_var = self._combiner(y, h_hat, err_var)
         return self._equalizer(y, h_hat, err_var, no_slot)
 
-    def _features_graph(self, features: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def _features_graph(
+        self,
+        features: tf.Tensor,
+        no: tf.Tensor,
+        h: tf.Tensor | None = None,
+        noise: tf.Tensor | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
         sent = normalize_power(tf.cast(features, self._rdtype))
-        symbols_hat, _ = self._transmit(features_to_symbols(sent, self._cdtype), no)
+        draws = None if h is None else (h, noise)
+        symbols_hat, _ = self._transmit(features_to_symbols(sent, self._cdtype), no, draws)
         received = symbols_to_features(symbols_hat)
         return tf.cast(received, features.dtype), tf.cast(sent, features.dtype)
+
+    def _drawn_features_graph(
+        self, features: tf.Tensor, no: tf.Tensor, h: tf.Tensor, noise: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        return self._features_graph(features, no, h, noise)
+
+    def _draw_graph(self, num_calls: tf.Tensor, slots: int) -> tuple[tf.Tensor, tf.Tensor]:
+        h, noise = self._propagation.draw(num_calls * slots)
+        split = lambda t: tf.reshape(t, tf.concat([[num_calls, slots], tf.shape(t)[1:]], 0))  # noqa: E731
+        return split(h), split(noise)
 
     def _qpsk_graph(self, bits: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, ...]:
         symbols = self._qpsk(bits)

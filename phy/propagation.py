@@ -193,8 +193,44 @@ class Propagation:
         """Whether the channel is simulated on the time-domain waveform."""
         return self._time_domain
 
-    def __call__(self, x: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    @property
+    def can_draw_ahead(self) -> bool:
+        """Whether :meth:`draw` can make the random part of calls ahead of them: a
+        static channel in the frequency domain (TDL at zero speed, Rayleigh block
+        fading), whose response is one draw per slot."""
+        return self._model is not None and not self._time_domain and self._static_frequency
+
+    def draw(self, num_slots: int | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """The random part of ``num_slots`` slots, for :meth:`__call__`'s ``draws``.
+
+        The channel's response on one OFDM symbol (Sionna's
+        ``GenerateOFDMChannel``) and unit-variance complex noise on every received
+        RE (Sionna's ``AWGN`` on a zero grid), both independent per slot: the same
+        distribution as the draws a call makes itself, in another order.
+
+        Output
+        ------
+        h : [num_slots, 1, num_rx_ant, 1, 1, 1, fft_size], tf.complex
+        noise : [num_slots, 1, num_rx_ant, num_ofdm_symbols, fft_size], tf.complex
+        """
+        if not self.can_draw_ahead:
+            raise ValueError("this channel's draws depend on the call (time domain, moving)")
+        h = self._generate_one_symbol(num_slots)
+        shape = [num_slots, 1, self._num_rx_ant, self._rg.num_ofdm_symbols, self._rg.fft_size]
+        zeros = tf.zeros(tf.stack(shape), self._rg.cdtype)
+        return h, self._awgn(zeros, tf.ones([], self._rg.rdtype))
+
+    def __call__(
+        self, x: tf.Tensor, no: tf.Tensor, draws: tuple[tf.Tensor, tf.Tensor] | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """``draws``: the (h, noise) of :meth:`draw` for these slots, or None: drawn here."""
         no_ici = tf.zeros([], no.dtype)
+        if draws is not None:
+            h_one, noise = draws
+            h_freq = tf.repeat(h_one, self._rg.num_ofdm_symbols, axis=-2)
+            # Sionna's AWGN: y + sqrt(N0) n, n unit-variance complex (drawn ahead).
+            scale = tf.reshape(tf.cast(tf.sqrt(no), noise.dtype), [-1, 1, 1, 1, 1])
+            return self._apply_frequency(x, h_freq) + scale * noise, h_freq, no_ici
         if self._model is None:
             if self._num_rx_ant > 1:
                 x = tf.tile(x, [1, 1, self._num_rx_ant, 1, 1])

@@ -270,13 +270,20 @@ def _pieces(algorithm, num_classes: int) -> dict[int, dict[str, Callable[[], Any
     rng = np.random.default_rng(0)
     ce = tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
+    # A link that draws ahead takes one call's draws, made here once; the pass's
+    # draw itself (once per client and direction) is not attributed.
+    draws = {
+        d: tuple(t[0] for t in radio.draw(d, 1, b, 0)) if radio.can_draw_ahead(d, 0) else None
+        for d in ("uplink", "downlink")
+    }
+
     @tf.function
     def uplink(f, s):
-        return radio.uplink(f, s, client=0)
+        return radio.uplink(f, s, client=0, draws=draws["uplink"])
 
     @tf.function
     def downlink(f, s):
-        return radio.downlink(f, s, client=0)
+        return radio.downlink(f, s, client=0, draws=draws["downlink"])
 
     out = {}
     for ws in algorithm.workspaces:

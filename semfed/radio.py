@@ -134,26 +134,58 @@ class RadioLinks:
         return next(iter(links.values()))
 
     def uplink(
-        self, features: tf.Tensor, snr_db: tf.Tensor, client: int | None = None
+        self,
+        features: tf.Tensor,
+        snr_db: tf.Tensor,
+        client: int | None = None,
+        draws: tuple[tf.Tensor, tf.Tensor] | None = None,
     ) -> tf.Tensor:
         """Power-normalised features float32 [U, B, d], SNRs float32 [U] -> received [U, B, d].
 
         ``client``: the index of the one client sending (U = 1); needed when
         clients use different links (``mcs = "auto"``). Code blocks (digital) are
-        counted on the link; :meth:`crediting` gives a client its own.
+        counted on the link; :meth:`crediting` gives a client its own. ``draws``:
+        this call's channels and noise from :meth:`draw` (None: drawn in the call).
         """
         if self.ideal:
             return features
-        return self.link("uplink", client)(features, snr_db)
+        return self.link("uplink", client)(features, snr_db, draws=draws)
 
     def downlink(
-        self, gradients: tf.Tensor, snr_db: tf.Tensor, client: int | None = None
+        self,
+        gradients: tf.Tensor,
+        snr_db: tf.Tensor,
+        client: int | None = None,
+        draws: tuple[tf.Tensor, tf.Tensor] | None = None,
     ) -> tf.Tensor:
         """Gradients float32 [U, B, d], SNRs float32 [U] -> received gradients [U, B, d]
-        (``client`` as in :meth:`uplink`)."""
+        (``client`` and ``draws`` as in :meth:`uplink`)."""
         if self.ideal:
             return gradients
-        return self.link("downlink", client).send_gradients(gradients, snr_db)
+        return self.link("downlink", client).send_gradients(gradients, snr_db, draws)
+
+    def can_draw_ahead(self, direction: Direction, client: int | None = None) -> bool:
+        """Whether the calls of ``direction`` for client ``client`` take their channels
+        and noise drawn ahead, a pass at a time (:meth:`draw`): ``link.draw_ahead``
+        (default true) and a link that can (:attr:`phy.link.Link.can_draw_ahead`: a
+        static channel in the frequency domain, analog features)."""
+        if self.ideal or not self.config.draws_ahead:
+            return False
+        return self.link(direction, client).can_draw_ahead
+
+    def draw(
+        self,
+        direction: Direction,
+        num_calls: int | tf.Tensor,
+        num_samples: int,
+        client: int | None = None,
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """The channels and noise of ``num_calls`` calls of one client's B samples in
+        ``direction``, in one go (:meth:`phy.link.Link.draw`): call i takes
+        ``(h[i], noise[i])`` as ``draws``. h complex64 [num_calls, S, 1, N_r, 1, 1, 1,
+        F], noise complex64 [num_calls, S, 1, N_r, T, F] (S slots a call, T OFDM
+        symbols, F subcarriers)."""
+        return self.link(direction, client).draw(num_calls, num_samples)
 
     @contextmanager
     def crediting(self, client: int) -> Iterator[None]:

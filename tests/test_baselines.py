@@ -442,18 +442,26 @@ def test_one_bad_minibatch_mid_pass_is_skipped_named_and_stops_the_round(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("scheme", ["analog", "digital"])
+@pytest.mark.parametrize(
+    "scheme, name",
+    [("analog", "fedcl"), ("digital", "fedcl"), ("tdl", "fedcl"), ("tdl", "fedavg")],
+)
 def test_fast_pass_agrees_with_the_guarded_one_and_a_redone_pass_is_exact(
-    data, tmp_path, monkeypatch, scheme
+    data, tmp_path, monkeypatch, scheme, name
 ):
-    """Over the noisy AWGN link: the unguarded pass (the default) ends where a pass
-    with the guard at every step ends (float rounding aside), and a pass redone after
-    a failed end-of-pass check (forced here) is bit for bit the guarded pass: same
-    starting state, same channel draws, and (digital uplink) the same block counts."""
+    """Over a noisy link (AWGN; TDL-A with LS CSI, whose channels and noise a pass
+    draws ahead): the unguarded pass (the default) ends where a pass with the guard
+    at every step ends (float rounding aside), and a pass redone after a failed
+    end-of-pass check (forced here) is bit for bit the guarded pass: same starting
+    state, same channel draws, and (digital uplink) the same block counts."""
     from semfed.train import build_federation
 
-    extra = ["link.uplink_scheme=digital", "link.quant_bits=2"] if scheme == "digital" else []
-    alg = build_federation(tiny_config("algorithm.name=fedcl", *extra))[0]
+    extra = {
+        "analog": [],
+        "digital": ["link.uplink_scheme=digital", "link.quant_bits=2"],
+        "tdl": ["link.channel=tdl-a", "link.csi=ls"],
+    }[scheme]
+    alg = build_federation(tiny_config(f"algorithm.name={name}", *extra))[0]
     save_checkpoint(tmp_path, 0, alg.models(), alg.optimizers(), np.random.default_rng(0))
     start = [w for c in alg.clients for w in c.encoder.get_weights() + c.decoder.get_weights()]
 
@@ -467,6 +475,7 @@ def test_fast_pass_agrees_with_the_guarded_one_and_a_redone_pass_is_exact(
 
     fast = one_round()
     (step,) = set(alg._steps.values())
+    assert (step.draw is not None) is (scheme == "tdl")
     with monkeypatch.context() as m:
         # the end-of-pass check fails: every pass is redone
         m.setattr(step, "fast_pass", lambda *a, run=step.fast_pass: (*run(*a)[:-1], False))

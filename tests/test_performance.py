@@ -219,35 +219,63 @@ def test_bench_reports_every_component_and_reference():
 
 
 @pytest.mark.slow
-def test_compiled_link_compiles_once_per_direction_and_shape():
+@pytest.mark.parametrize("channel", ["awgn", "tdl-a"])
+def test_compiled_link_compiles_once_per_direction_and_shape(channel):
     """With link.jit_compile (the default), every link call of a run has one of a few
-    fixed shapes: one XLA compilation per direction and shape, none after round 0."""
+    fixed shapes: one XLA compilation per direction and shape, none after round 0.
+    With TDL-A (a static channel) the training's calls take draws made ahead, one
+    traced draw per direction (any pass length) and one compiled call per direction;
+    evaluation draws its own."""
     from semfed.bench import _federation
     from semfed.train import _evaluate, _evaluation_snrs
 
-    cfg = load_config(None, [*TINY_SETTING, "model.encoders=homogeneous", "link.jit_compile=true"])
+    cfg = load_config(
+        None,
+        [
+            *TINY_SETTING,
+            "model.encoders=homogeneous",
+            "link.jit_compile=true",
+            f"link.channel={channel}",
+        ],
+    )
     assert load_config(None).link.jit_compile  # the default
     algorithm, _ = _federation(cfg, ideal=False)
     evaluator = algorithm.make_evaluator(cfg.evaluation.batch_size)
     snrs = _evaluation_snrs(cfg)
     uplink, downlink = algorithm.radio.link("uplink"), algorithm.radio.link("downlink")
     assert uplink._features_fn._jit_compile and downlink._features_fn._jit_compile
+    ahead = channel == "tdl-a"
+    assert uplink.can_draw_ahead is downlink.can_draw_ahead is ahead
     rng = np.random.default_rng(0)
 
-    def compilations() -> tuple[int, int]:
+    def traces(name: str) -> tuple[int, int]:
         return tuple(
+            getattr(link, name).experimental_get_tracing_count() if ahead else 0
+            for link in (uplink, downlink)
+        )
+
+    def compilations() -> tuple[tuple[int, int], ...]:
+        own = tuple(
             link._features_fn.experimental_get_tracing_count() for link in (uplink, downlink)
         )
+        return own, traces("_drawn_features_fn"), traces("_draw_fn")
 
     algorithm.run_round(0, rng)
     _evaluate(evaluator, snrs, cfg, 0)
-    # uplink: the training batch [1, 16, 64] and the evaluation batch [1, 60, 64];
-    # downlink: the training batch only.
-    assert compilations() == (2, 1)
+    if ahead:
+        # training: calls with draws ([1, 16, 64] both ways), one draw per pass and
+        # direction; evaluation: the uplink's own draws at [1, 60, 64]
+        assert compilations() == ((1, 0), (1, 1), (1, 1))
+        assert uplink._drawn_features_fn._jit_compile
+    else:
+        # uplink: the training batch [1, 16, 64] and the evaluation batch [1, 60, 64];
+        # downlink: the training batch only.
+        assert compilations() == ((2, 1), (0, 0), (0, 0))
+    first = compilations()
     for t in (1, 2):
         algorithm.run_round(t, rng)
         _evaluate(evaluator, snrs, cfg, t)
-    assert compilations() == (2, 1)
+    assert compilations() == first
 
 
 @pytest.mark.parametrize("name", ["fedcl", "fedavg"])

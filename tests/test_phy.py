@@ -800,3 +800,93 @@ def test_moving_or_clustered_channels_keep_the_per_symbol_model():
         model = build_channel_model(config, "uplink")
         propagation = Propagation(config, build_resource_grid(config), model)
         assert not propagation._static_frequency
+
+
+# ---------------------------------------------------- draws made ahead of calls
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [{"channel": "tdl-a", "csi": "ls"}, {"channel": "tdl-c", "csi": "ls", "bs_antennas": 2}],
+    ids=["tdl-a", "tdl-c-2-antennas"],
+)
+def test_draws_made_ahead_are_the_draws_a_call_makes(keys):
+    """One call's channels and noise drawn ahead (Link.draw) give that call bit for bit
+    what it computes drawing them itself from the same seed (the graph draws them
+    in the same order: channel, then noise), and the compiled link computes the
+    same from them to rounding."""
+    config = LinkConfig(**keys)
+    link = Link(config, 64, jit_compile=False)
+    assert link.can_draw_ahead
+    rg = link.resource_grid
+    f = gaussian_features(2, 40, 64)
+    set_seed(5)
+    own = link(f, [5.0, 15.0])
+    set_seed(5)
+    h, noise = link.draw(1, 40, num_users=2)
+    slots, antennas = 2 * link.num_slots(40), config.bs_antennas
+    assert h.shape == [1, slots, 1, antennas, 1, 1, 1, rg.fft_size]
+    assert noise.shape == [1, slots, 1, antennas, rg.num_ofdm_symbols, rg.fft_size]
+    ahead = link(f, [5.0, 15.0], draws=(h[0], noise[0]))
+    np.testing.assert_array_equal(ahead.numpy(), own.numpy())
+    compiled = Link(config, 64, jit_compile=True)
+    again = compiled(f, [5.0, 15.0], draws=(h[0], noise[0]))
+    np.testing.assert_allclose(again.numpy(), own.numpy(), rtol=1e-4, atol=1e-4)
+    # Several calls drawn at once: each its own channels and noise.
+    h3, noise3 = link.draw(3, 40, num_users=2)
+    assert h3.shape[0] == noise3.shape[0] == 3
+    assert not np.allclose(h3[0].numpy(), h3[1].numpy())
+    assert not np.allclose(noise3[1].numpy(), noise3[2].numpy())
+    with pytest.raises(ValueError, match="slots"):
+        link(f[:1], 5.0, draws=(h[0], noise[0]))  # drawn for 2 users, called with 1
+
+
+def test_draws_made_ahead_in_rayleigh_fading_match_theory(rayleigh_small_link):
+    """Biased-MMSE NMSE in Rayleigh block fading with perfect CSI, N0 e^N0 E1(N0),
+    over four calls whose fades and noise were drawn ahead in one go; the drawn
+    noise has unit variance per complex RE."""
+    link = rayleigh_small_link
+    num_samples = 2500 * link.packing.samples_per_slot  # 4 x 2500 fades per user
+    h, noise = link.draw(4, num_samples, num_users=3)
+    np.testing.assert_allclose(np.mean(np.abs(noise.numpy()) ** 2), 1.0, rtol=0.01)
+    np.testing.assert_allclose(np.mean(np.abs(h.numpy()) ** 2), 1.0, rtol=0.02)
+    snr = np.array([0.0, 10.0, 20.0])
+    n0 = noise_variance(snr)
+    nmse = np.mean(
+        [
+            link(
+                gaussian_features(3, num_samples, 8),
+                list(snr),
+                measure=True,
+                draws=(h[i], noise[i]),
+            ).nmse.numpy()
+            for i in range(4)
+        ],
+        axis=0,
+    )
+    np.testing.assert_allclose(nmse, n0 * np.exp(n0) * exp1(n0), rtol=0.10)
+
+
+@pytest.mark.parametrize(
+    "keys, direction, can",
+    [
+        ({"channel": "tdl-a"}, "uplink", True),
+        ({"channel": "rayleigh"}, "downlink", True),
+        ({"channel": "awgn"}, "uplink", False),
+        ({"channel": "tdl-a", "domain": "time"}, "uplink", False),
+        ({"channel": "tdl-a", "speed_kmh": 30.0}, "uplink", False),
+        ({"channel": "cdl-a"}, "uplink", False),
+        ({"channel": "tdl-a", "bs_antennas": 2}, "downlink", False),  # precoded (MRT)
+        ({"channel": "tdl-a", "scheme": "digital"}, "uplink", False),
+    ],
+)
+def test_which_links_draw_ahead(keys, direction, can):
+    """Only a static channel in the frequency domain carrying analog features draws
+    ahead; the others say so and refuse."""
+    from phy.digital import build_link
+
+    link = build_link(LinkConfig(**keys), 64, direction)
+    assert link.can_draw_ahead is can
+    if not can:
+        with pytest.raises(ValueError, match="cannot draw ahead"):
+            link.draw(2, 16)

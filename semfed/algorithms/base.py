@@ -217,6 +217,7 @@ def local_model_step(
     lam: float,
     reduction: str,
     client: int | None = None,
+    draws: dict[str, tuple[tf.Tensor, tf.Tensor]] | None = None,
 ):
     """Gradients of one local mini-batch of a client that holds the whole model.
 
@@ -226,8 +227,10 @@ def local_model_step(
     No gradient crosses a downlink and the channel is never differentiated,
     exactly as in FedCL with a noiseless downlink. Shapes as
     :func:`cut_layer_gradients`; snr_ul is a scalar; ``client`` picks the
-    client's link (:meth:`RadioLinks.uplink`).
+    client's link (:meth:`RadioLinks.uplink`); ``draws["uplink"]``, when given, is
+    this mini-batch's channels and noise drawn ahead (:func:`pass_draws`).
     """
+    up = (draws or {}).get("uplink")
     return cut_layer_gradients(
         encoder,
         decoder,
@@ -237,9 +240,33 @@ def local_model_step(
         target_mask,
         lam,
         reduction,
-        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client)[0],
+        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client, up)[0],
         downlink=lambda g: g,
     )
+
+
+def pass_draws(
+    radio: RadioLinks, directions: tuple[str, ...], batch_size: int, client: int | None
+) -> Callable[[tf.Tensor], dict[str, tuple[tf.Tensor, tf.Tensor]]] | None:
+    """``draw(E)``: the channels and noise of a pass of E mini-batches of client
+    ``client``'s links in ``directions``, drawn ahead in one call per direction
+    (:meth:`RadioLinks.draw`), as ``{direction: (h [E, ...], noise [E, ...])}``;
+    None when no direction draws ahead (:meth:`RadioLinks.can_draw_ahead`)."""
+    ahead = tuple(d for d in directions if radio.can_draw_ahead(d, client))
+    if not ahead:
+        return None
+
+    def draw(num_batches: tf.Tensor) -> dict[str, tuple[tf.Tensor, tf.Tensor]]:
+        return {d: radio.draw(d, num_batches, batch_size, client) for d in ahead}
+
+    return draw
+
+
+def _batch_draws(draws: dict | None, i) -> dict:
+    """Mini-batch i's share of a pass's draws, as keyword arguments of a step."""
+    if draws is None:
+        return {}
+    return {"draws": {d: (h[i], noise[i]) for d, (h, noise) in draws.items()}}
 
 
 class GuardedStep:
@@ -268,7 +295,12 @@ class GuardedStep:
     True when the losses and every floating-point workspace variable are finite.
     """
 
-    def __init__(self, client: Client | Workspace, gradients: Callable) -> None:
+    def __init__(
+        self,
+        client: Client | Workspace,
+        gradients: Callable,
+        draw: Callable[[tf.Tensor], dict] | None = None,
+    ) -> None:
         encoder, decoder = client.encoder, client.decoder
         enc_opt, dec_opt = client.encoder_optimizer, client.decoder_optimizer
 
@@ -277,9 +309,9 @@ class GuardedStep:
             enc_opt.apply_gradients(zip(enc_grads, encoder.trainable_variables, strict=True))
 
         @tf.function
-        def guarded(x, y, *args):
+        def guarded(x, y, *args, **draws):
             stats = [tf.identity(v) for v in encoder.non_trainable_variables]
-            loss, ce, reg, f_hat, dec_grads, enc_grads, checked = gradients(x, y, *args)
+            loss, ce, reg, f_hat, dec_grads, enc_grads, checked = gradients(x, y, *args, **draws)
             finite = tf.reduce_all(
                 [
                     tf.reduce_all(tf.math.is_finite(t))
@@ -299,8 +331,8 @@ class GuardedStep:
             tf.cond(finite, apply_all, undo)
             return loss, ce, reg, f_hat, finite
 
-        def fast_step(x, y, *args):
-            loss, ce, reg, f_hat, dec_grads, enc_grads, _ = gradients(x, y, *args)
+        def fast_step(x, y, *args, **draws):
+            loss, ce, reg, f_hat, dec_grads, enc_grads, _ = gradients(x, y, *args, **draws)
             apply(dec_grads, enc_grads)
             out = [tf.cast(t, tf.float32) for t in (loss, ce, reg, f_hat)]
             return (*out, tf.math.is_finite(out[0]))
@@ -309,10 +341,13 @@ class GuardedStep:
         def fast_pass(x_all, y_all, schedule, *args):
             n = tf.shape(schedule)[0]
             arrays = tuple(tf.TensorArray(dtype, size=n) for dtype in [tf.float32] * 4 + [tf.bool])
+            # the pass's channels and noise, drawn before its first mini-batch
+            draws = None if draw is None else draw(n)
 
             def body(i, arrays):
                 idx = schedule[i]
-                out = fast_step(tf.gather(x_all, idx), tf.gather(y_all, idx), *args)
+                x, y = tf.gather(x_all, idx), tf.gather(y_all, idx)
+                out = fast_step(x, y, *args, **_batch_draws(draws, i))
                 return i + 1, tuple(a.write(i, o) for a, o in zip(arrays, out, strict=True))
 
             # parallel_iterations = 1: each step reads the weights the last one wrote
@@ -329,11 +364,12 @@ class GuardedStep:
             return (*outputs, ok)
 
         self.guarded = guarded
+        self.draw = draw
         self._fast_pass = fast_pass
         self._concrete = None
 
-    def __call__(self, x, y, *args):
-        return self.guarded(x, y, *args)
+    def __call__(self, x, y, *args, **draws):
+        return self.guarded(x, y, *args, **draws)
 
     def fast_pass(self, x_all: tf.Tensor, y_all: tf.Tensor, schedule: tf.Tensor, *args):
         """A whole local pass, unguarded, in one call (traced once: any D_k and E).
@@ -363,15 +399,21 @@ def _value(v):
     return getattr(v, "value", v)
 
 
-def guarded_step(client: Client | Workspace, gradients: Callable) -> GuardedStep:
+def guarded_step(
+    client: Client | Workspace,
+    gradients: Callable,
+    draw: Callable[[tf.Tensor], dict] | None = None,
+) -> GuardedStep:
     """Compile a training step around a gradient function (:class:`GuardedStep`).
 
     ``client`` is a :class:`Workspace` (one step per architecture, borrowed by
     every client of that architecture) or anything with the same four models.
-    ``gradients(x, y, *args)`` returns (loss, ce, reg, f_hat, decoder gradients,
-    encoder gradients, another tensor to check).
+    ``gradients(x, y, *args[, draws=...])`` returns (loss, ce, reg, f_hat, decoder
+    gradients, encoder gradients, another tensor to check). ``draw`` (from
+    :func:`pass_draws`, or None): the link's draws of a pass of E mini-batches,
+    made before the first; mini-batch i's share reaches ``gradients`` as ``draws``.
     """
-    return GuardedStep(client, gradients)
+    return GuardedStep(client, gradients, draw)
 
 
 class Algorithm:
@@ -560,7 +602,7 @@ class Algorithm:
         encoder, decoder, radio = client.encoder, client.decoder, self.radio
         reduction = self.config.algorithm.reg_reduction
 
-        def gradients(x, y, targets, target_mask, snr_ul):
+        def gradients(x, y, targets, target_mask, snr_ul, draws=None):
             return local_model_step(
                 encoder,
                 decoder,
@@ -573,19 +615,23 @@ class Algorithm:
                 lam,
                 reduction,
                 client_index,
+                draws,
             )
 
-        return guarded_step(client, gradients)
+        batch = self.config.training.batch_size
+        return guarded_step(client, gradients, pass_draws(radio, ("uplink",), batch, client_index))
 
 
 def _guarded_pass(
     step: GuardedStep, x_all: tf.Tensor, y_all: tf.Tensor, schedule: np.ndarray, args: tuple
 ) -> list[tf.Tensor]:
     """``step.guarded`` on every mini-batch of ``schedule`` in turn -> (loss, ce, reg,
-    f_hat, finite), each stacked over the pass."""
+    f_hat, finite), each stacked over the pass; the pass's link draws are made first,
+    as ``step.fast_pass`` makes them."""
+    draws = None if step.draw is None else step.draw(tf.constant(len(schedule), tf.int32))
     outputs = [
-        step.guarded(tf.gather(x_all, idx), tf.gather(y_all, idx), *args)
-        for idx in tf.constant(schedule, tf.int32)
+        step.guarded(tf.gather(x_all, idx), tf.gather(y_all, idx), *args, **_batch_draws(draws, i))
+        for i, idx in enumerate(tf.constant(schedule, tf.int32))
     ]
     return [tf.stack(t) for t in zip(*outputs, strict=True)]
 

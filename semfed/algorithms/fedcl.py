@@ -44,6 +44,7 @@ from semfed.algorithms.base import (
     cut_layer_gradients,
     guarded_step,
     mean_of,
+    pass_draws,
     reset_optimizer,
     shared_parameter_count,
     weighted_average,
@@ -84,6 +85,7 @@ def split_learning_step(
     reduction: str,
     centroid_mask: tf.Tensor | None = None,
     client: int | None = None,
+    draws: dict[str, tuple[tf.Tensor, tf.Tensor]] | None = None,
 ):
     """Gradients of one FedCL mini-batch, without applying them.
 
@@ -94,7 +96,11 @@ def split_learning_step(
     float32 [C] (0/1) leaves classes without a centroid out of the regularizer.
     ``client`` picks the client's links (:meth:`RadioLinks.uplink`); its code
     blocks are credited per pass (:meth:`Algorithm.local_pass`), not per call.
+    ``draws``: this mini-batch's channels and noise per direction, drawn ahead
+    (:func:`~semfed.algorithms.base.pass_draws`); a direction without them draws
+    its own.
     """
+    up, down = (draws or {}).get("uplink"), (draws or {}).get("downlink")
     return cut_layer_gradients(
         encoder,
         decoder,
@@ -104,8 +110,8 @@ def split_learning_step(
         centroid_mask,
         lam,
         reduction,
-        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client)[0],
-        downlink=lambda g: radio.downlink(g[None], snr_dl[None], client)[0],
+        uplink=lambda f: radio.uplink(f[None], snr_ul[None], client, up)[0],
+        downlink=lambda g: radio.downlink(g[None], snr_dl[None], client, down)[0],
     )
 
 
@@ -214,7 +220,7 @@ class FedCL(Algorithm):
         encoder, decoder, radio = client.encoder, client.decoder, self.radio
         lam, reduction = self.lam, self.config.algorithm.reg_reduction
 
-        def gradients(x, y, centroids, snr_ul, snr_dl, centroid_mask=None):
+        def gradients(x, y, centroids, snr_ul, snr_dl, centroid_mask=None, draws=None):
             return split_learning_step(
                 encoder,
                 decoder,
@@ -228,9 +234,13 @@ class FedCL(Algorithm):
                 reduction,
                 centroid_mask,
                 client_index,
+                draws,
             )
 
-        return guarded_step(client, gradients)
+        draw = pass_draws(
+            radio, ("uplink", "downlink"), self.config.training.batch_size, client_index
+        )
+        return guarded_step(client, gradients, draw)
 
     def _make_scg_step(self):
         alg = self.config.algorithm
