@@ -129,6 +129,10 @@ class Link:
         for this direction. ``float("inf")`` means no noise.
     measure : bool
         Return a :class:`LinkOutput` instead of the received tensor.
+    draws : (h, noise) or None
+        This call's channels and noise, made ahead by :meth:`draw` (one call's
+        share, ``(h[i], noise[i])``), where :attr:`can_draw_ahead`; None (the
+        default): the call draws its own.
 
     Output
     ------
@@ -427,9 +431,11 @@ class Link:
         return self._features_graph(features, no, h, noise)
 
     def _draw_graph(self, num_calls: tf.Tensor, slots: int) -> tuple[tf.Tensor, tf.Tensor]:
+        def per_call(t: tf.Tensor) -> tf.Tensor:
+            return tf.reshape(t, tf.concat([[num_calls, slots], tf.shape(t)[1:]], 0))
+
         h, noise = self._propagation.draw(num_calls * slots)
-        split = lambda t: tf.reshape(t, tf.concat([[num_calls, slots], tf.shape(t)[1:]], 0))  # noqa: E731
-        return split(h), split(noise)
+        return per_call(h), per_call(noise)
 
     def _qpsk_graph(self, bits: tf.Tensor, no: tf.Tensor) -> tuple[tf.Tensor, ...]:
         symbols = self._qpsk(bits)

@@ -214,7 +214,10 @@ class Propagation:
         noise : [num_slots, 1, num_rx_ant, num_ofdm_symbols, fft_size], tf.complex
         """
         if not self.can_draw_ahead:
-            raise ValueError("this channel's draws depend on the call (time domain, moving)")
+            raise ValueError(
+                "only a static channel in the frequency domain (TDL at zero speed, Rayleigh "
+                "block fading) draws ahead"
+            )
         h = self._generate_one_symbol(num_slots)
         shape = [num_slots, 1, self._num_rx_ant, self._rg.num_ofdm_symbols, self._rg.fft_size]
         zeros = tf.zeros(tf.stack(shape), self._rg.cdtype)
