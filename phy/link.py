@@ -180,8 +180,11 @@ class Link:
         self._features_fn = self._graph_function(self._features_graph)
         self._qpsk_fn = self._graph_function(self._qpsk_graph)
         if self.can_draw_ahead:
-            self._drawn_features_fn = self._graph_function(self._drawn_features_graph)
+            # The same graph with the draws as inputs: its own compiled function.
+            self._drawn_features_fn = self._graph_function(self._features_graph)
             # Not compiled with XLA: it is called once per pass, for any number of calls.
+            # Traced with the constants inlined as the call's own graph is, so that both
+            # compute the channel's response alike (to the bit, tests/test_phy.py).
             self._draw_fn = tf.function(
                 inlining_constants(self._draw_graph, self, autograph=False), autograph=False
             )
@@ -424,11 +427,6 @@ class Link:
         symbols_hat, _ = self._transmit(features_to_symbols(sent, self._cdtype), no, draws)
         received = symbols_to_features(symbols_hat)
         return tf.cast(received, features.dtype), tf.cast(sent, features.dtype)
-
-    def _drawn_features_graph(
-        self, features: tf.Tensor, no: tf.Tensor, h: tf.Tensor, noise: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        return self._features_graph(features, no, h, noise)
 
     def _draw_graph(self, num_calls: tf.Tensor, slots: int) -> tuple[tf.Tensor, tf.Tensor]:
         def per_call(t: tf.Tensor) -> tf.Tensor:
