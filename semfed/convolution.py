@@ -11,17 +11,18 @@ nothing faster applies, and otherwise (:func:`matmul_weight_gradient_applies`,
     columns[(b, y, x), (i, j, c)] = x_pad[b, 2y + i, 2x + j, c]
     y = columns @ W,   dW = columns^T @ dy,   d columns = dy @ W^T
 
-built through a space-to-depth rearrangement: the padded input, cut into 2 x 2
-cells, is a stride-1 grid of 4 C_in channels, so the k x k stride-2 kernel
-becomes a ceil(k/2) x ceil(k/2) stride-1 kernel whose taps are contiguous
-slices of that grid, and all taps go into one matrix product. Up to 8 x 8
-outputs only the kernel gradient is computed so (the forward pass and the input
-gradient stay Keras's); at the smallest outputs with an even kernel the whole
-convolution is (forward, kernel gradient, and the input gradient, whose
-columns are added back onto the cells they came from): up to 4 x 4 on a CPU
-with AMX, up to 2 x 2 on one without, where oneDNN's own kernels won at 4 x 4.
-The weights and the float32 path are Keras's own; only the order of the
-summation differs.
+The columns are gathered from the SAME-padded input in one op (``tf.gather``
+with indices fixed when the layer is traced), in the kernel's own order, so W
+and dW are the kernel as it is stored and an odd kernel has no zero taps. (Before
+29 Nov they were cut as slices of a space-to-depth grid of 2 x 2 cells and
+concatenated, and the product rearranged; the gather took the bfloat16 encoder
+steps 0.94 x as long.) Up to 8 x 8 outputs only the kernel gradient is computed
+so (the forward pass and the input gradient stay Keras's); at the smallest
+outputs with an even kernel the whole convolution is, its gradients TensorFlow's
+own of the gather and the product (the input's is d columns summed back onto
+the pixels they were gathered from): up to 4 x 4 on a CPU with AMX, up to 2 x 2
+on one without, where oneDNN's own kernels won at 4 x 4. The weights and the
+float32 path are Keras's own; only the order of the summation differs.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import functools
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 #: The matrix-product weight gradient is used when a convolution's output has at
@@ -38,9 +40,10 @@ import tensorflow as tf
 MAX_OUTPUT_POSITIONS = 64
 
 #: The whole convolution is a matrix product when its output has at most this many
-#: positions and its kernel size is even (an odd one would be zero-padded to the next
-#: even size, multiplying the work by up to 16/9); ``None``: by the CPU, below. A
-#: number set here overrides the CPU's (benchmarks/weight_gradient.py does).
+#: positions and its kernel size is even (odd kernels were slower whole on AMX when the
+#: products still ran over zero taps, and have not been measured whole since);
+#: ``None``: by the CPU, below. A number set here overrides the CPU's
+#: (benchmarks/weight_gradient.py does).
 MAX_MATMUL_CONVOLUTION_POSITIONS: int | None = None
 
 #: On a CPU with AMX (Intel Sapphire Rapids and later), whose bfloat16 matrix products
@@ -123,54 +126,22 @@ def _same_padding(size: int, out: int, kernel: int) -> int:
     return max((out - 1) * 2 + kernel - size, 0) // 2
 
 
-def _cells(x: tf.Tensor, kernel_size: int) -> tuple[tf.Tensor, tuple[int, int, int, int]]:
-    """The SAME-padded input cut into 2 x 2 cells, and (oh, ow, top, left).
-
-    x [B, H, W, C] -> cells [B, oh + taps - 1, ow + taps - 1, 4 C], channel
-    (di * 2 + dj) * C + c, where taps = ceil(k / 2); (top, left) are the leading
-    zero rows and columns of the padding.
-    """
+def _kernel_columns(x: tf.Tensor, kernel_size: int) -> tf.Tensor:
+    """x [B, H, W, C] -> columns [B * oh * ow, k * k * C] in the kernel's own order
+    (i, j, channel): row (b, y, x), column block (i, j) is x_pad[b, 2y + i, 2x + j],
+    gathered from the SAME-padded input in one op. Only the k x k taps are cut (no
+    zero taps for an odd k), and columns^T dy is the kernel gradient as it is stored."""
     k = kernel_size
-    _, h, w, _ = x.shape
+    _, h, w, c = x.shape
     oh, ow = -(-h // 2), -(-w // 2)
-    taps = (k + 1) // 2
     top, left = _same_padding(h, oh, k), _same_padding(w, ow, k)
-    hp, wp = 2 * (oh - 1 + taps), 2 * (ow - 1 + taps)
+    hp, wp = 2 * (oh - 1) + k, 2 * (ow - 1) + k
     padded = tf.pad(x, [[0, 0], [top, hp - h - top], [left, wp - w - left], [0, 0]])
-    return tf.nn.space_to_depth(padded, 2), (oh, ow, top, left)
-
-
-def _columns(x: tf.Tensor, kernel_size: int) -> tuple[tf.Tensor, tuple[int, int, int, int]]:
-    """x [B, H, W, C] -> columns [B * oh * ow, taps * taps * 4 C], one row per output
-    position, columns ordered (a, c, di, dj, channel) for kernel tap (2a + di, 2c + dj);
-    and (oh, ow, top, left) as :func:`_cells`."""
-    taps = (kernel_size + 1) // 2
-    cells, geometry = _cells(x, kernel_size)
-    oh, ow = geometry[:2]
-    cols = tf.concat(
-        [cells[:, a : a + oh, c : c + ow, :] for a in range(taps) for c in range(taps)], axis=-1
-    )
-    return tf.reshape(cols, [-1, cols.shape[-1]]), geometry
-
-
-def _kernel_rows(kernel: tf.Tensor) -> tf.Tensor:
-    """Kernel [k, k, C_in, C_out] -> [taps * taps * 4 C_in, C_out] in the row order of
-    :func:`_columns` (taps beyond k, for an odd k, are zero)."""
-    k, _, ci, co = kernel.shape
-    taps = (k + 1) // 2
-    w = tf.pad(kernel, [[0, 2 * taps - k], [0, 2 * taps - k], [0, 0], [0, 0]])
-    w = tf.transpose(tf.reshape(w, [taps, 2, taps, 2, ci, co]), [0, 2, 1, 3, 4, 5])
-    return tf.reshape(w, [-1, co])
-
-
-def _rows_to_kernel(rows: tf.Tensor, kernel_size: int) -> tf.Tensor:
-    """The inverse of :func:`_kernel_rows`: [taps * taps * 4 C_in, C_out] -> [k, k, C_in, C_out]."""
-    k = kernel_size
-    taps = (k + 1) // 2
-    co = rows.shape[-1]
-    ci = rows.shape[0] // (4 * taps * taps)
-    g = tf.transpose(tf.reshape(rows, [taps, taps, 2, 2, ci, co]), [0, 2, 1, 3, 4, 5])
-    return tf.reshape(g, [2 * taps, 2 * taps, ci, co])[:k, :k]
+    # the padded pixel each (output row, output column, tap row, tap column) reads
+    r, q, i, j = np.meshgrid(*(np.arange(n) for n in (oh, ow, k, k)), indexing="ij")
+    pixels = ((2 * r + i) * wp + 2 * q + j).reshape(-1).astype(np.int32)
+    cols = tf.gather(tf.reshape(padded, [-1, hp * wp, c]), pixels, axis=1)
+    return tf.reshape(cols, [-1, k * k * c])
 
 
 def strided_weight_gradient(x: tf.Tensor, dy: tf.Tensor, kernel_size: int) -> tf.Tensor:
@@ -179,58 +150,31 @@ def strided_weight_gradient(x: tf.Tensor, dy: tf.Tensor, kernel_size: int) -> tf
     x: [B, H, W, C_in]; dy: [B, ceil(H/2), ceil(W/2), C_out] (the output's gradient),
     same dtype. Returns [k, k, C_in, C_out], the gradient of sum(dy * conv(x, W))
     with respect to W, equal to ``tf.nn.conv2d_backprop_filter`` up to rounding.
+    The columns are gathered in the kernel's order (:func:`_kernel_columns`): inside
+    bfloat16 encoder steps this took the five variants' steps 0.94 x as long as the
+    columns of whole 2 x 2 cells (slices and a concatenation) with the product
+    rearranged afterwards, the k = 3 variant's 0.84 to 0.88 x (no product over zero
+    taps; docs/performance.md).
     """
-    return _kernel_gradient(_columns(x, kernel_size)[0], dy, kernel_size)
-
-
-def _kernel_gradient(cols: tf.Tensor, dy: tf.Tensor, kernel_size: int) -> tf.Tensor:
-    """columns^T dy, as the kernel [k, k, C_in, C_out] (:func:`strided_weight_gradient`)."""
+    k = kernel_size
+    cols = _kernel_columns(x, k)
     g = tf.matmul(cols, tf.reshape(dy, [-1, dy.shape[-1]]), transpose_a=True)
-    return _rows_to_kernel(g, kernel_size)
+    return tf.reshape(g, [k, k, x.shape[-1], dy.shape[-1]])
 
 
 def strided_convolution(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
-    """A stride-2, SAME-padded convolution and both its gradients, as matrix products.
+    """A stride-2, SAME-padded convolution as one matrix product, gradients included.
 
     x [B, H, W, C_in], kernel [k, k, C_in, C_out], same dtype -> [B, ceil(H/2),
     ceil(W/2), C_out], equal to ``tf.nn.conv2d(x, kernel, 2, "SAME")`` up to
-    rounding, and so are its gradients: the kernel's is :func:`strided_weight_gradient`
-    on the forward pass's columns, the input's is dy @ W^T added back onto the cells
-    each column was cut from, then un-padded.
+    rounding, and so are its gradients, which are TensorFlow's own of the ops used:
+    the kernel's is columns^T dy (:func:`strided_weight_gradient`), the input's is
+    dy W^T summed back onto the pixels the columns were gathered from.
     """
-    k = kernel.shape[0]
-    taps = (k + 1) // 2
-    _, h, w, ci = x.shape
-    co = kernel.shape[-1]
-
-    @tf.custom_gradient
-    def conv(x, kernel):
-        cols, (oh, ow, top, left) = _columns(x, k)
-        rows = _kernel_rows(kernel)
-        y = tf.reshape(tf.matmul(cols, rows), [-1, oh, ow, co])
-
-        def grad(dy):
-            dkernel = _kernel_gradient(cols, dy, k)
-            dcols = tf.reshape(
-                tf.matmul(tf.reshape(dy, [-1, co]), rows, transpose_b=True),
-                [-1, oh, ow, taps * taps, 4 * ci],
-            )
-            dcells = tf.add_n(
-                [
-                    tf.pad(
-                        dcols[:, :, :, a * taps + c, :],
-                        [[0, 0], [a, taps - 1 - a], [c, taps - 1 - c], [0, 0]],
-                    )
-                    for a in range(taps)
-                    for c in range(taps)
-                ]
-            )
-            dx = tf.nn.depth_to_space(dcells, 2)[:, top : top + h, left : left + w, :]
-            return dx, dkernel
-
-        return y, grad
-
-    return conv(x, kernel)
+    k, _, _, co = kernel.shape
+    oh, ow = -(-x.shape[1] // 2), -(-x.shape[2] // 2)
+    y = tf.matmul(_kernel_columns(x, k), tf.reshape(kernel, [-1, co]))
+    return tf.reshape(y, [-1, oh, ow, co])
 
 
 def _conv_with_matmul_weight_gradient(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
