@@ -2,6 +2,7 @@
 
     python benchmarks/weight_gradient.py [--width 64] [--batch 32] [--repeats 7]
                                          [--rules 0/0,64/4,64/16,64/4,64/16]
+    python benchmarks/weight_gradient.py --steps-only --rules 64/4,64/4:cells,64/4,64/4:cells
 
 1. For every distinct stride-2 convolution of the encoder family (semfed/models.py)
    at CIFAR-10's 32 x 32 input, in float32 and bfloat16: the median time of
@@ -13,10 +14,13 @@
 2. For each encoder variant: one Adam training step (forward, backward, update)
    in float32, and in bfloat16 under each rule ``W/C`` of ``--rules``: the
    kernel gradient as a matrix product up to W output positions, the whole
-   convolution up to C (0: never; ``0/0`` is ``"native"``). Ratios to float32,
-   and the sum over the five variants. The steps run in a random order in each
-   repeat (in a fixed order the later ones ran up to 15 % slower); a rule listed
-   twice is a control for what is left of that noise.
+   convolution up to C (0: never; ``0/0`` is ``"native"``). ``W/C:cells``: the
+   same, with the products' columns cut as the code before 29 Nov cut them
+   (slices of a space-to-depth grid of 2 x 2 cells, concatenated, the product
+   rearranged into the kernel; :func:`cells_weight_gradient`) instead of
+   gathered. Ratios to float32, and the sum over the five variants. The steps run
+   in a random order in each repeat (in a fixed order the later ones ran up to
+   15 % slower); a rule listed twice is a control for what is left of that noise.
 
 All ratios are measured in this one run. Figures only: nothing here asserts a speed.
 """
@@ -117,10 +121,97 @@ def compare_layers(width: int, batch: int, repeats: int) -> None:
             )
 
 
-def encoder_step(spec, policy: str, rule: tuple[int, int], batch: int):
+def _cells(x: tf.Tensor, k: int) -> tuple[tf.Tensor, int, int]:
+    """The SAME-padded input as a stride-1 grid of 2 x 2 cells (space-to-depth), and
+    the output's (oh, ow): the earlier way of cutting the columns."""
+    _, h, w, _ = x.shape
+    oh, ow, taps = -(-h // 2), -(-w // 2), (k + 1) // 2
+    top, left = max(2 * oh - 2 + k - h, 0) // 2, max(2 * ow - 2 + k - w, 0) // 2
+    hp, wp = 2 * (oh - 1 + taps), 2 * (ow - 1 + taps)
+    padded = tf.pad(x, [[0, 0], [top, hp - h - top], [left, wp - w - left], [0, 0]])
+    return tf.nn.space_to_depth(padded, 2), oh, ow
+
+
+def _cell_columns(x: tf.Tensor, k: int) -> tf.Tensor:
+    """Columns ordered (tap row a, tap column c, di, dj, channel) for kernel tap
+    (2a + di, 2c + dj), zero taps included for an odd k: slices, concatenated."""
+    cells, oh, ow = _cells(x, k)
+    taps = (k + 1) // 2
+    cols = tf.concat(
+        [cells[:, a : a + oh, c : c + ow, :] for a in range(taps) for c in range(taps)], -1
+    )
+    return tf.reshape(cols, [-1, cols.shape[-1]])
+
+
+def _cell_kernel(kernel: tf.Tensor) -> tf.Tensor:
+    """Kernel [k, k, C_in, C_out] -> rows in :func:`_cell_columns`' order."""
+    k, _, ci, co = kernel.shape
+    taps = (k + 1) // 2
+    w = tf.pad(kernel, [[0, 2 * taps - k], [0, 2 * taps - k], [0, 0], [0, 0]])
+    w = tf.transpose(tf.reshape(w, [taps, 2, taps, 2, ci, co]), [0, 2, 1, 3, 4, 5])
+    return tf.reshape(w, [-1, co])
+
+
+def cells_weight_gradient(x: tf.Tensor, dy: tf.Tensor, k: int) -> tf.Tensor:
+    """The kernel gradient from the cells' columns, rearranged into the kernel after
+    the product (what ``strided_weight_gradient`` did before 29 Nov)."""
+    ci, co, taps = x.shape[-1], dy.shape[-1], (k + 1) // 2
+    g = tf.matmul(_cell_columns(x, k), tf.reshape(dy, [-1, co]), transpose_a=True)
+    g = tf.transpose(tf.reshape(g, [taps, taps, 2, 2, ci, co]), [0, 2, 1, 3, 4, 5])
+    return tf.reshape(g, [2 * taps, 2 * taps, ci, co])[:k, :k]
+
+
+def cells_convolution(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """The whole convolution as the product of the cells' columns and the rearranged
+    kernel, with the gradients the code before 29 Nov wrote out: the kernel's from
+    the same columns, the input's as the columns' gradient padded back onto the
+    cells, summed, and un-padded."""
+    k, _, ci, co = kernel.shape
+    _, h, w, _ = x.shape
+    taps = (k + 1) // 2
+    _, oh, ow = _cells(x, k)
+    top, left = max(2 * oh - 2 + k - h, 0) // 2, max(2 * ow - 2 + k - w, 0) // 2
+
+    @tf.custom_gradient
+    def conv(x, kernel):
+        cols, rows = _cell_columns(x, k), _cell_kernel(kernel)
+        y = tf.reshape(tf.matmul(cols, rows), [-1, oh, ow, co])
+
+        def grad(dy):
+            flat = tf.reshape(dy, [-1, co])
+            dk = tf.matmul(cols, flat, transpose_a=True)
+            dk = tf.transpose(tf.reshape(dk, [taps, taps, 2, 2, ci, co]), [0, 2, 1, 3, 4, 5])
+            dk = tf.reshape(dk, [2 * taps, 2 * taps, ci, co])[:k, :k]
+            dcols = tf.reshape(
+                tf.matmul(flat, rows, transpose_b=True), [-1, oh, ow, taps * taps, 4 * ci]
+            )
+            dcells = tf.add_n(
+                [
+                    tf.pad(
+                        dcols[:, :, :, a * taps + c, :],
+                        [[0, 0], [a, taps - 1 - a], [c, taps - 1 - c], [0, 0]],
+                    )
+                    for a in range(taps)
+                    for c in range(taps)
+                ]
+            )
+            dx = tf.nn.depth_to_space(dcells, 2)[:, top : top + h, left : left + w, :]
+            return dx, dk
+
+        return y, grad
+
+    return conv(x, kernel)
+
+
+def encoder_step(spec, policy: str, rule: tuple[int, int], batch: int, cells: bool = False):
     """A compiled Adam step of one encoder, traced with ``rule`` (kernel-gradient and
-    whole-convolution thresholds) in force."""
+    whole-convolution thresholds) in force, and with the products' columns cut from
+    2 x 2 cells if ``cells``."""
     convolution.MAX_OUTPUT_POSITIONS, convolution.MAX_MATMUL_CONVOLUTION_POSITIONS = rule
+    gathered = convolution.strided_weight_gradient, convolution.strided_convolution
+    if cells:
+        convolution.strided_weight_gradient = cells_weight_gradient
+        convolution.strided_convolution = cells_convolution
     keras.utils.set_random_seed(0)
     encoder = build_encoder(spec, (32, 32, 3), 64, "encoder", policy=policy)
     optimizer = keras.optimizers.Adam(1e-3)
@@ -135,15 +226,16 @@ def encoder_step(spec, policy: str, rule: tuple[int, int], batch: int):
         optimizer.apply_gradients(zip(grads, encoder.trainable_variables, strict=True))
         return loss
 
-    step(x)
+    step(x)  # traced now, with the columns chosen above
+    convolution.strided_weight_gradient, convolution.strided_convolution = gathered
     return step, x
 
 
-def compare_steps(width: int, batch: int, repeats: int, rules: list[tuple[int, int]]) -> None:
+def compare_steps(width: int, batch: int, repeats: int, rules: list[tuple[int, int, bool]]) -> None:
     override = convolution.MAX_MATMUL_CONVOLUTION_POSITIONS
     default = (convolution.MAX_OUTPUT_POSITIONS, convolution.matmul_convolution_positions())
-    variants = [("float32", default)] + [("mixed_bfloat16", r) for r in rules]
-    names = ["float32"] + [f"bf16 {w}/{c}" for w, c in rules]
+    variants = [("float32", default, False)] + [("mixed_bfloat16", (w, c), e) for w, c, e in rules]
+    names = ["float32"] + [f"bf16 {w}/{c}{':cells' if e else ''}" for w, c, e in rules]
     print(
         f"\nencoder training step, median ms (ratio to float32); rule W/C: kernel gradient"
         f" as a matrix product up to W output positions, whole convolution up to C;"
@@ -153,7 +245,7 @@ def compare_steps(width: int, batch: int, repeats: int, rules: list[tuple[int, i
     totals = np.zeros(len(variants))
     order = np.random.default_rng(0)
     for spec in encoder_family(width):
-        steps = [encoder_step(spec, p, r, batch) for p, r in variants]
+        steps = [encoder_step(spec, p, r, batch, e) for p, r, e in variants]
         times = np.zeros((repeats, len(steps)))
         for r in range(repeats):  # in a new random order each time
             for i in order.permutation(len(steps)):
@@ -177,8 +269,11 @@ def main() -> None:
     args = parser.parse_args()
     rules = []
     for text in args.rules.split(","):
+        text, _, columns = text.partition(":")
+        if columns not in ("", "cells"):
+            parser.error(f"--rules: unknown columns {columns!r} (only ':cells')")
         w, _, c = text.partition("/")
-        rules.append((int(w), int(c or 0)))
+        rules.append((int(w), int(c or 0), columns == "cells"))
     if not args.steps_only:
         compare_layers(args.width, args.batch, args.repeats)
     compare_steps(args.width, args.batch, args.repeats, rules)
