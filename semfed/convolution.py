@@ -16,7 +16,7 @@ with indices fixed when the layer is traced), in the kernel's own order, so W
 and dW are the kernel as it is stored and an odd kernel has no zero taps. (Before
 29 Nov they were cut as slices of a space-to-depth grid of 2 x 2 cells and
 concatenated, and the product rearranged; the gather took the bfloat16 encoder
-steps 0.94 x as long.) Up to 8 x 8 outputs only the kernel gradient is computed
+steps 0.95 x as long.) Up to 8 x 8 outputs only the kernel gradient is computed
 so (the forward pass and the input gradient stay Keras's); at the smallest
 outputs with an even kernel the whole convolution is, its gradients TensorFlow's
 own of the gather and the product (the input's is d columns summed back onto
@@ -135,7 +135,8 @@ def _kernel_columns(x: tf.Tensor, kernel_size: int) -> tf.Tensor:
     _, h, w, c = x.shape
     oh, ow = -(-h // 2), -(-w // 2)
     top, left = _same_padding(h, oh, k), _same_padding(w, ow, k)
-    hp, wp = 2 * (oh - 1) + k, 2 * (ow - 1) + k
+    # the rows and columns the taps reach (at least the input's, for a 1 x 1 kernel)
+    hp, wp = max(2 * (oh - 1) + k, top + h), max(2 * (ow - 1) + k, left + w)
     padded = tf.pad(x, [[0, 0], [top, hp - h - top], [left, wp - w - left], [0, 0]])
     # the padded pixel each (output row, output column, tap row, tap column) reads
     r, q, i, j = np.meshgrid(*(np.arange(n) for n in (oh, ow, k, k)), indexing="ij")
@@ -151,10 +152,10 @@ def strided_weight_gradient(x: tf.Tensor, dy: tf.Tensor, kernel_size: int) -> tf
     same dtype. Returns [k, k, C_in, C_out], the gradient of sum(dy * conv(x, W))
     with respect to W, equal to ``tf.nn.conv2d_backprop_filter`` up to rounding.
     The columns are gathered in the kernel's order (:func:`_kernel_columns`): inside
-    bfloat16 encoder steps this took the five variants' steps 0.94 x as long as the
+    bfloat16 encoder steps this took the five variants' steps 0.95 x as long as the
     columns of whole 2 x 2 cells (slices and a concatenation) with the product
-    rearranged afterwards, the k = 3 variant's 0.84 to 0.88 x (no product over zero
-    taps; docs/performance.md).
+    rearranged afterwards, the k = 3 variant's 0.87 x (no product over zero taps;
+    ``benchmarks/weight_gradient.py --rules 64/4,64/4:cells``, docs/performance.md).
     """
     k = kernel_size
     cols = _kernel_columns(x, k)
