@@ -39,7 +39,8 @@ from __future__ import annotations
 import gc
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -65,6 +66,18 @@ def current_rss_mib() -> float:
         return pages * resource.getpagesize() / 2**20
     except OSError:
         return peak_rss_mib()
+
+
+@contextmanager
+def _frozen_heap() -> Iterator[None]:
+    """Collect Python's garbage and freeze what is left (``gc.freeze``) for the block;
+    unfrozen after it, so that what it held can be collected again."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _timed(fn: Callable[[], Any], repeats: int) -> float:
@@ -436,41 +449,52 @@ def run_bench(
     _floor_round(pieces, batches)
     warmup = sum(warmups)
     log("  warm-up rounds: " + ", ".join(f"{w:.1f} s" for w in warmups))
-    # Real round, ideal-link round and floor in turn, so drift in the machine's
-    # speed hits all three alike.
-    timed, ideal_times, floors, paired, rss = [], [], [], [], {}
-    if paired_floor is not None:
-        paired_floor()  # once untimed: it last ran in another bench
-    first = WARMUP_ROUNDS
-    for t in range(first, first + rounds):
-        r = _timed_round(algorithm, evaluator, t, rng, snrs)
-        timed.append(r)
-        line = f"  round {t}: training {r.train:.2f} s, evaluation {r.evaluation:.2f} s"
-        if ideal_alg is not None:
-            ideal_times.append(_timed_round(ideal_alg, None, t, ideal_rng, snrs).train)
-            line += f", ideal-link training {ideal_times[-1]:.2f} s"
-        floors.append(_floor_round(pieces, batches))
-        line += f", floor {floors[-1]:.2f} s"
+    # Python's cyclic garbage collector: a full collection walks every tracked
+    # object, 0.3 to 0.8 s in a bench's heap (federations, Keras models, traced
+    # functions), and one that lands in a timed round put that round 0.3 to 0.4 s
+    # above its neighbours while the pieces timed beside it were not. What the
+    # warm-up built is frozen (collections then walk only what the timed rounds
+    # allocate), and garbage is collected before each timed piece.
+    with _frozen_heap():
+        # Real round, ideal-link round and floor in turn, so drift in the machine's
+        # speed hits all three alike.
+        timed, ideal_times, floors, paired, rss = [], [], [], [], {}
         if paired_floor is not None:
-            paired.append(paired_floor())
-            line += f", paired floor {paired[-1]:.2f} s"
-        log(line)
-        if t in rss_rounds:
+            paired_floor()  # once untimed: it last ran in another bench
+        first = WARMUP_ROUNDS
+        for t in range(first, first + rounds):
             gc.collect()
-            rss[t] = current_rss_mib()
-    del ideal_alg
-    components = {name: 0.0 for name in ("encoders", "uplink", "decoders", "downlink")}
-    for key, n in batches.items():
-        for name in components:
-            piece = pieces[key][name]
-            own = _timed(piece, repeats) - _timed(_empty_call(piece), repeats)
-            components[name] += n * max(own, 0.0)
-    for t in range(first + rounds, max([first + rounds - 1, *rss_rounds]) + 1):
-        _timed_round(algorithm, None, t, rng, snrs)
-        if t in rss_rounds:
+            r = _timed_round(algorithm, evaluator, t, rng, snrs)
+            timed.append(r)
+            line = f"  round {t}: training {r.train:.2f} s, evaluation {r.evaluation:.2f} s"
+            if ideal_alg is not None:
+                gc.collect()
+                ideal_times.append(_timed_round(ideal_alg, None, t, ideal_rng, snrs).train)
+                line += f", ideal-link training {ideal_times[-1]:.2f} s"
             gc.collect()
-            rss[t] = current_rss_mib()
-            log(f"  round {t}: RSS {rss[t]:.0f} MiB")
+            floors.append(_floor_round(pieces, batches))
+            line += f", floor {floors[-1]:.2f} s"
+            if paired_floor is not None:
+                gc.collect()
+                paired.append(paired_floor())
+                line += f", paired floor {paired[-1]:.2f} s"
+            log(line)
+            if t in rss_rounds:
+                gc.collect()
+                rss[t] = current_rss_mib()
+        del ideal_alg
+        components = {name: 0.0 for name in ("encoders", "uplink", "decoders", "downlink")}
+        for key, n in batches.items():
+            for name in components:
+                piece = pieces[key][name]
+                own = _timed(piece, repeats) - _timed(_empty_call(piece), repeats)
+                components[name] += n * max(own, 0.0)
+        for t in range(first + rounds, max([first + rounds - 1, *rss_rounds]) + 1):
+            _timed_round(algorithm, None, t, rng, snrs)
+            if t in rss_rounds:
+                gc.collect()
+                rss[t] = current_rss_mib()
+                log(f"  round {t}: RSS {rss[t]:.0f} MiB")
     return BenchResult(
         config=config,
         num_clients=k,

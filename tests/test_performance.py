@@ -180,17 +180,25 @@ def test_precision_comparison_pairs_each_bfloat16_round_with_a_float32_floor():
 @pytest.mark.slow
 def test_bench_reports_every_component_and_reference():
     cfg = load_config(None, [*TINY_SETTING, "model.encoders=homogeneous"])
-    lines, paired_calls = [], []
+    lines, paired_calls, frozen = [], [], []
+
+    def paired_floor():  # another bench's floor; notes whether the heap is frozen
+        paired_calls.append(1)
+        frozen.append(gc.get_freeze_count())
+        return 0.5
+
     res = run_bench(
         cfg,
         rounds=1,
         repeats=2,
         rss_rounds=(2,),
         log=lines.append,
-        paired_floor=lambda: paired_calls.append(1) or 0.5,  # another bench's floor
+        paired_floor=paired_floor,
         keep_floor=True,
     )
     assert len(paired_calls) == 2  # once untimed, then after the one timed round
+    # the timed rounds run with what the warm-up built frozen, and it is thawed after
+    assert min(frozen) > 0 and gc.get_freeze_count() == 0
     assert res.paired_floor_rounds == [0.5] and "paired floor 0.50 s" in "".join(lines)
     assert res.floor_fn is not None and res.floor_fn() > 0  # this bench's floor, kept
     assert res.num_clients == 3 and res.architectures == 1
