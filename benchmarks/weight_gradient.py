@@ -121,21 +121,22 @@ def compare_layers(width: int, batch: int, repeats: int) -> None:
             )
 
 
-def _cells(x: tf.Tensor, k: int) -> tuple[tf.Tensor, int, int]:
+def _cells(x: tf.Tensor, k: int) -> tuple[tf.Tensor, tuple[int, int, int, int]]:
     """The SAME-padded input as a stride-1 grid of 2 x 2 cells (space-to-depth), and
-    the output's (oh, ow): the earlier way of cutting the columns."""
+    (oh, ow, top, left): the output's size and the padding in front, the earlier way
+    of cutting the columns."""
     _, h, w, _ = x.shape
     oh, ow, taps = -(-h // 2), -(-w // 2), (k + 1) // 2
-    top, left = max(2 * oh - 2 + k - h, 0) // 2, max(2 * ow - 2 + k - w, 0) // 2
+    top, left = convolution._same_padding(h, oh, k), convolution._same_padding(w, ow, k)
     hp, wp = 2 * (oh - 1 + taps), 2 * (ow - 1 + taps)
     padded = tf.pad(x, [[0, 0], [top, hp - h - top], [left, wp - w - left], [0, 0]])
-    return tf.nn.space_to_depth(padded, 2), oh, ow
+    return tf.nn.space_to_depth(padded, 2), (oh, ow, top, left)
 
 
 def _cell_columns(x: tf.Tensor, k: int) -> tf.Tensor:
     """Columns ordered (tap row a, tap column c, di, dj, channel) for kernel tap
     (2a + di, 2c + dj), zero taps included for an odd k: slices, concatenated."""
-    cells, oh, ow = _cells(x, k)
+    cells, (oh, ow, _, _) = _cells(x, k)
     taps = (k + 1) // 2
     cols = tf.concat(
         [cells[:, a : a + oh, c : c + ow, :] for a in range(taps) for c in range(taps)], -1
@@ -152,13 +153,19 @@ def _cell_kernel(kernel: tf.Tensor) -> tf.Tensor:
     return tf.reshape(w, [-1, co])
 
 
+def _cell_kernel_gradient(cols: tf.Tensor, dy: tf.Tensor, k: int) -> tf.Tensor:
+    """columns^T dy from the cells' columns, rearranged into the kernel [k, k, C_in, C_out]."""
+    co, taps = dy.shape[-1], (k + 1) // 2
+    g = tf.matmul(cols, tf.reshape(dy, [-1, co]), transpose_a=True)
+    ci = g.shape[0] // (4 * taps * taps)
+    g = tf.transpose(tf.reshape(g, [taps, taps, 2, 2, ci, co]), [0, 2, 1, 3, 4, 5])
+    return tf.reshape(g, [2 * taps, 2 * taps, ci, co])[:k, :k]
+
+
 def cells_weight_gradient(x: tf.Tensor, dy: tf.Tensor, k: int) -> tf.Tensor:
     """The kernel gradient from the cells' columns, rearranged into the kernel after
     the product (what ``strided_weight_gradient`` did before 29 Nov)."""
-    ci, co, taps = x.shape[-1], dy.shape[-1], (k + 1) // 2
-    g = tf.matmul(_cell_columns(x, k), tf.reshape(dy, [-1, co]), transpose_a=True)
-    g = tf.transpose(tf.reshape(g, [taps, taps, 2, 2, ci, co]), [0, 2, 1, 3, 4, 5])
-    return tf.reshape(g, [2 * taps, 2 * taps, ci, co])[:k, :k]
+    return _cell_kernel_gradient(_cell_columns(x, k), dy, k)
 
 
 def cells_convolution(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
@@ -169,8 +176,7 @@ def cells_convolution(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     k, _, ci, co = kernel.shape
     _, h, w, _ = x.shape
     taps = (k + 1) // 2
-    _, oh, ow = _cells(x, k)
-    top, left = max(2 * oh - 2 + k - h, 0) // 2, max(2 * ow - 2 + k - w, 0) // 2
+    _, (oh, ow, top, left) = _cells(x, k)
 
     @tf.custom_gradient
     def conv(x, kernel):
@@ -178,12 +184,10 @@ def cells_convolution(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
         y = tf.reshape(tf.matmul(cols, rows), [-1, oh, ow, co])
 
         def grad(dy):
-            flat = tf.reshape(dy, [-1, co])
-            dk = tf.matmul(cols, flat, transpose_a=True)
-            dk = tf.transpose(tf.reshape(dk, [taps, taps, 2, 2, ci, co]), [0, 2, 1, 3, 4, 5])
-            dk = tf.reshape(dk, [2 * taps, 2 * taps, ci, co])[:k, :k]
+            dk = _cell_kernel_gradient(cols, dy, k)
             dcols = tf.reshape(
-                tf.matmul(flat, rows, transpose_b=True), [-1, oh, ow, taps * taps, 4 * ci]
+                tf.matmul(tf.reshape(dy, [-1, co]), rows, transpose_b=True),
+                [-1, oh, ow, taps * taps, 4 * ci],
             )
             dcells = tf.add_n(
                 [
